@@ -1,0 +1,217 @@
+/**
+ * Configuration: defaults, then `TURNKEY_*` environment variables, then command-line flags
+ * (highest wins). Validated once at start with TypeBox; a bad value throws `ConfigError`
+ * naming the setting. `redactConfig` gives the loggable form (secrets replaced).
+ */
+import { Type as T, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import { resolve, join } from "node:path";
+import { ConfigError } from "./errors.ts";
+import { PROVIDERS, isProvider, type ProviderName } from "./credentials/providers.ts";
+
+/** Path of the bundled example runner (the default `runnerCommand`). */
+export const EXAMPLE_RUNNER = resolve(import.meta.dir, "../examples/runners/hello.ts");
+
+const ConfigSchema = T.Object({
+  host: T.String({ minLength: 1 }),
+  port: T.Integer({ minimum: 0, maximum: 65535 }),
+  dataDir: T.String({ minLength: 1 }),
+  /** Public base URL of this gateway as runners reach it; default `http://<host>:<port>`. */
+  publicUrl: T.Optional(T.String({ pattern: "^https?://" })),
+  backend: T.Union([T.Literal("embedded"), T.Literal("kubernetes")]),
+  /** argv of the local runner; default: the bundled example runner under the current Bun. */
+  runnerCommand: T.Array(T.String({ minLength: 1 }), { minItems: 1 }),
+  /** `stdio` (AG-UI JSON lines on stdout) or `http` (runner serves AG-UI on `$PORT`). */
+  runnerProtocol: T.Union([T.Literal("stdio"), T.Literal("http")]),
+  /** Remote runner URL template with `{project}` and `{session}`; set = remote mode. */
+  runnerUrl: T.Optional(T.String({ pattern: "^https?://" })),
+  runnerSessionTokenFile: T.Optional(T.String()),
+  runnerBotTokensFile: T.Optional(T.String()),
+  /** Extra variable names a runner may inherit from the gateway's environment. */
+  runnerEnvPassthrough: T.Array(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
+  turnTimeoutMs: T.Integer({ minimum: 1000 }),
+  teardownGraceMs: T.Integer({ minimum: 0 }),
+  heartbeatMs: T.Integer({ minimum: 100 }),
+  /** Largest accepted request body, bytes. */
+  maxBodyBytes: T.Integer({ minimum: 1024 }),
+  providers: T.Array(T.Union(PROVIDERS.map((p) => T.Literal(p)))),
+  /** Hosts the per-turn git credential helper answers for, per provider. */
+  githubHosts: T.Array(T.String({ minLength: 1 })),
+  gitlabHosts: T.Array(T.String({ minLength: 1 })),
+  /** base64url 32-byte key for credentials at rest; unset = key file in the data dir. */
+  masterKey: T.Optional(T.String()),
+  /** Where audit records go: `file` (`<dataDir>/audit.log`) or `stdout`. */
+  audit: T.Union([T.Literal("file"), T.Literal("stdout")]),
+  logLevel: T.Union(["trace", "debug", "info", "warn", "error", "fatal", "silent"].map((l) => T.Literal(l))),
+  /** User JWTs: pinned issuer and audience; JWKS URL unset = the built-in development issuer. */
+  jwtIssuer: T.String({ minLength: 1 }),
+  jwtAudience: T.String({ minLength: 1 }),
+  jwksUrl: T.Optional(T.String({ pattern: "^https?://" })),
+  /** Claims tried in order for the user ID. */
+  userClaims: T.Array(T.String({ minLength: 1 }), { minItems: 1 }),
+  /** Addresses whose `X-Forwarded-User` headers are honoured (DESIGN §5). */
+  trustedProxies: T.Array(T.String()),
+  /** Per-session event log: keep at most this many events (issue 3). */
+  eventsRetention: T.Integer({ minimum: 0 }),
+  /** Kubernetes backend (issue 4). */
+  credentialsNamespace: T.String({ minLength: 1 }),
+  tokenAudiences: T.Array(T.String()),
+});
+
+/** The validated configuration. Durations in ms, sizes in bytes. */
+export type Config = Static<typeof ConfigSchema>;
+
+/** Default values (issue 2 §2). */
+export function defaultConfig(): Config {
+  return {
+    host: "127.0.0.1",
+    port: 8080,
+    dataDir: "./.turnkey",
+    backend: "embedded",
+    runnerCommand: [process.execPath, EXAMPLE_RUNNER],
+    runnerProtocol: "stdio",
+    runnerEnvPassthrough: [],
+    turnTimeoutMs: 30 * 60 * 1000,
+    teardownGraceMs: 5000,
+    heartbeatMs: 15000,
+    maxBodyBytes: 1024 * 1024,
+    providers: [...PROVIDERS],
+    githubHosts: ["github.com"],
+    gitlabHosts: ["gitlab.com"],
+    audit: "file",
+    logLevel: "info",
+    jwtIssuer: "turnkey-dev",
+    jwtAudience: "turnkey",
+    userClaims: ["preferred_username", "email", "sub"],
+    trustedProxies: [],
+    eventsRetention: 10000,
+    credentialsNamespace: "ambient-code",
+    tokenAudiences: [],
+  };
+}
+
+type Kind = "string" | "int" | "list" | "json-argv" | "providers";
+/** Environment variable → config key and how to parse it. */
+export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
+  TURNKEY_HOST: ["host", "string"],
+  TURNKEY_PORT: ["port", "int"],
+  TURNKEY_DATA_DIR: ["dataDir", "string"],
+  TURNKEY_PUBLIC_URL: ["publicUrl", "string"],
+  TURNKEY_BACKEND: ["backend", "string"],
+  TURNKEY_RUNNER_COMMAND: ["runnerCommand", "json-argv"],
+  TURNKEY_RUNNER_PROTOCOL: ["runnerProtocol", "string"],
+  TURNKEY_RUNNER_URL: ["runnerUrl", "string"],
+  TURNKEY_RUNNER_SESSION_TOKEN_FILE: ["runnerSessionTokenFile", "string"],
+  TURNKEY_RUNNER_BOT_TOKENS_FILE: ["runnerBotTokensFile", "string"],
+  TURNKEY_RUNNER_ENV_PASSTHROUGH: ["runnerEnvPassthrough", "list"],
+  TURNKEY_TURN_TIMEOUT_MS: ["turnTimeoutMs", "int"],
+  TURNKEY_TEARDOWN_GRACE_MS: ["teardownGraceMs", "int"],
+  TURNKEY_HEARTBEAT_MS: ["heartbeatMs", "int"],
+  TURNKEY_MAX_BODY_BYTES: ["maxBodyBytes", "int"],
+  TURNKEY_PROVIDERS: ["providers", "providers"],
+  TURNKEY_GITHUB_HOSTS: ["githubHosts", "list"],
+  TURNKEY_GITLAB_HOSTS: ["gitlabHosts", "list"],
+  TURNKEY_MASTER_KEY: ["masterKey", "string"],
+  TURNKEY_AUDIT: ["audit", "string"],
+  TURNKEY_LOG_LEVEL: ["logLevel", "string"],
+  TURNKEY_JWT_ISSUER: ["jwtIssuer", "string"],
+  TURNKEY_JWT_AUDIENCE: ["jwtAudience", "string"],
+  TURNKEY_JWKS_URL: ["jwksUrl", "string"],
+  TURNKEY_USER_CLAIMS: ["userClaims", "list"],
+  TURNKEY_TRUSTED_PROXIES: ["trustedProxies", "list"],
+  TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],
+  TURNKEY_CREDENTIALS_NAMESPACE: ["credentialsNamespace", "string"],
+  TURNKEY_TOKEN_AUDIENCES: ["tokenAudiences", "list"],
+};
+
+/** Settings whose values are secret: `redactConfig` replaces them. */
+const SECRET_KEYS: ReadonlySet<keyof Config> = new Set(["masterKey"]);
+
+function parseValue(setting: string, kind: Kind, raw: string): unknown {
+  switch (kind) {
+    case "string":
+      return raw;
+    case "int": {
+      if (!/^\d+$/.test(raw.trim())) throw new ConfigError(setting, `expected a whole number, got ${JSON.stringify(raw)}`);
+      return Number(raw.trim());
+    }
+    case "list":
+      return raw.split(",").map((s) => s.trim()).filter(Boolean);
+    case "providers": {
+      const list = raw.split(",").map((s) => s.trim()).filter(Boolean);
+      for (const p of list) if (!isProvider(p)) throw new ConfigError(setting, `unknown provider ${JSON.stringify(p)} (known: ${PROVIDERS.join(", ")})`);
+      return list;
+    }
+    case "json-argv": {
+      let argv: unknown;
+      try {
+        argv = JSON.parse(raw);
+      } catch {
+        throw new ConfigError(setting, "expected a JSON array of strings, e.g. [\"python\",\"runner.py\"]");
+      }
+      if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === "string" && a.length > 0))
+        throw new ConfigError(setting, "expected a non-empty JSON array of non-empty strings");
+      return argv;
+    }
+  }
+}
+
+/** Flag name (kebab-case, as on the command line) for a config key. */
+export function flagName(key: keyof Config): string {
+  return key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
+
+/**
+ * Build and validate the configuration.
+ * @param env usually `process.env`; only `TURNKEY_*` names are read.
+ * @param flags raw flag values keyed by config key (strings as typed on the command line).
+ * @throws ConfigError naming the first bad setting (flag or variable).
+ */
+export function loadConfig(env: Record<string, string | undefined>, flags: Partial<Record<keyof Config, string>> = {}): Config {
+  const cfg: Record<string, unknown> = { ...defaultConfig() };
+  const sources: Record<string, string> = {};
+  for (const [name, [key, kind]] of Object.entries(ENV_SETTINGS)) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    cfg[key] = parseValue(name, kind, raw);
+    sources[key] = name;
+  }
+  for (const [key, raw] of Object.entries(flags)) {
+    if (raw === undefined) continue;
+    const entry = Object.values(ENV_SETTINGS).find(([k]) => k === key);
+    if (!entry) continue;
+    const flag = `--${flagName(key as keyof Config)}`;
+    cfg[key] = parseValue(flag, entry[1], raw);
+    sources[key] = flag;
+  }
+  const firstError = Value.Errors(ConfigSchema, cfg).First();
+  if (firstError) {
+    const key = firstError.path.split("/")[1] ?? "";
+    const setting = sources[key] ?? (key ? `${key} (default)` : "configuration");
+    throw new ConfigError(setting, firstError.message);
+  }
+  const out = cfg as Config;
+  out.dataDir = resolve(out.dataDir);
+  if (out.masterKey !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(out.masterKey))
+    throw new ConfigError(sources.masterKey ?? "TURNKEY_MASTER_KEY", "expected 32 bytes as base64url (43 characters, no padding)");
+  return out;
+}
+
+/** The public base URL runners use to call back (`TURNKEY_CREDENTIALS_URL` is built from it). */
+export function publicBaseUrl(cfg: Config, boundPort?: number): string {
+  if (cfg.publicUrl) return cfg.publicUrl.replace(/\/+$/, "");
+  const host = cfg.host === "0.0.0.0" || cfg.host === "::" ? "127.0.0.1" : cfg.host;
+  return `http://${host.includes(":") ? `[${host}]` : host}:${boundPort ?? cfg.port}`;
+}
+
+/** The configuration with secret values replaced by `[REDACTED]`, for the start-up log line. */
+export function redactConfig(cfg: Config): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(cfg)) out[k] = SECRET_KEYS.has(k as keyof Config) && v !== undefined ? "[REDACTED]" : v;
+  return out;
+}
+
+/** Path helpers for files in the data directory. */
+export const dataPath = (cfg: Pick<Config, "dataDir">, ...parts: string[]) => join(cfg.dataDir, ...parts);
+
+export type { ProviderName };

@@ -1,0 +1,51 @@
+/**
+ * The contract between the turn orchestration and whatever executes a turn (local supervisor,
+ * spawned HTTP runner, remote proxy).
+ */
+import type { BaseEvent, RunAgentInput } from "@ag-ui/core";
+import type { CredentialRecords } from "../credentials/types.ts";
+import type { ProviderName } from "../credentials/providers.ts";
+
+/** Everything a runner needs for one turn. Secrets live only here and in the child. */
+export interface TurnContext {
+  project: string;
+  session: string;
+  threadId: string;
+  runId: string;
+  /** The sender: the turn's effective user. */
+  userId: string;
+  userName: string;
+  userEmail?: string;
+  /** Turn token (JWT) the runner presents to the credential endpoint. */
+  turnToken: string;
+  /** Base URL of the credential endpoints, e.g. `http://127.0.0.1:8080/api`. */
+  credentialsUrl: string;
+  /** The sender's credentials, resolved before the runner starts; missing providers are absent. */
+  credentials: Partial<{ [P in ProviderName]: CredentialRecords[P] }>;
+  /** The validated RunAgentInput (threadId/runId filled in). */
+  input: RunAgentInput;
+  /** Epoch ms at which the turn is cut off. */
+  deadline: number;
+  /** Aborted on client disconnect, interrupt, or gateway shutdown. */
+  signal: AbortSignal;
+}
+
+/** How a turn ended. */
+export interface TurnOutcome {
+  status: "finished" | "error" | "aborted" | "timeout";
+  /** Runner exit code or signal, when a process was involved. */
+  exitCode?: number | null;
+  /** Human message for `error` (already scrubbed). */
+  message?: string;
+}
+
+/**
+ * Executes one turn and streams its AG-UI events through `emit`, already validated and scrubbed
+ * of every secret injected for this turn. The stream always starts with RUN_STARTED and ends with
+ * exactly one RUN_FINISHED or RUN_ERROR (synthesised when the runner does not send one).
+ * Teardown of everything it created happens before the promise settles, on every path.
+ * Never rejects: failures become a RUN_ERROR event and an `error` outcome.
+ */
+export interface TurnExecutor {
+  execute(ctx: TurnContext, emit: (event: BaseEvent) => void): Promise<TurnOutcome>;
+}
