@@ -56,6 +56,12 @@ export class ActiveRunMap {
     return [...this.#runs.entries()].filter(([k]) => k.startsWith(prefix)).map(([, v]) => v);
   }
 
+  /** Record the turn token's `jti` on a registered run (minted after `begin`). */
+  setTokenId(project: string, session: string, runId: string, tokenId: string): void {
+    const run = this.#runs.get(runKey(project, session, runId));
+    if (run) run.tokenId = tokenId;
+  }
+
   /** Remove a run; returns whether it was present. Idempotent. */
   end(project: string, session: string, runId: string): boolean {
     return this.#runs.delete(runKey(project, session, runId));

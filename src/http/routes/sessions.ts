@@ -1,0 +1,85 @@
+/**
+ * Session routes (issue 2 §5):
+ * - `POST   /api/projects/:project/agentic-sessions` `{name}` → 201 session; owner = caller.
+ * - `GET    /api/projects/:project/agentic-sessions` → `{items}` sessions the caller may read.
+ * - `GET    /api/projects/:project/agentic-sessions/:session` → session (owner, edit, view).
+ * - `PUT    /api/projects/:project/agentic-sessions/:session/collaborators/:userId` `{role}` (owner only).
+ * - `DELETE /api/projects/:project/agentic-sessions/:session/collaborators/:userId` (owner only).
+ * Errors: 400 invalid_name/validation_failed, 401, 403, 404 session_not_found, 405 read_only_backend, 409 session_exists.
+ */
+import { Elysia, t } from "elysia";
+import { forbidden, notFound, TurnkeyError } from "../../errors.ts";
+import { sanitizeUserId } from "../../names.ts";
+import { mayPerform, type SessionAction } from "../../rbac/session-access.ts";
+import type { Session } from "../../sessions/types.ts";
+import { authenticate, requireUser, type AppDeps } from "../context.ts";
+import { Dns1123, SessionParams } from "../schemas.ts";
+
+/** Load a session and check that `userId` may perform `action` on it. Strangers get 404-equivalent 403. */
+export async function authorizeSession(deps: Pick<AppDeps, "sessions">, project: string, session: string, userId: string, action: SessionAction): Promise<Session> {
+  const s = await deps.sessions.get(project, session);
+  if (!s) throw notFound("session not found", "session_not_found");
+  const role = await deps.sessions.roleOf(project, session, userId);
+  if (!mayPerform(role, action)) throw forbidden(`your role (${role}) does not allow ${action} on this session`);
+  return s;
+}
+
+const readOnly = () => new TurnkeyError(405, "read_only_backend", "this backend does not allow changing sessions here; use the platform's own RBAC");
+
+export const sessionRoutes = (deps: AppDeps) =>
+  new Elysia({ name: "sessionRoutes", prefix: "/api/projects/:project/agentic-sessions" })
+    .post(
+      "/",
+      async ({ params, body, request, server, set }) => {
+        const user = requireUser(await authenticate(deps, request, server));
+        if (deps.sessions.readOnly) throw readOnly();
+        const s = await deps.sessions.create(params.project, body.name, { userId: user.userId, userName: user.userName });
+        set.status = 201;
+        return s;
+      },
+      { params: t.Object({ project: Dns1123 }), body: t.Object({ name: Dns1123 }, { additionalProperties: false }) },
+    )
+    .get(
+      "/",
+      async ({ params, request, server }) => {
+        const user = requireUser(await authenticate(deps, request, server));
+        const all = await deps.sessions.list(params.project);
+        const visible: Session[] = [];
+        for (const s of all) if (mayPerform(await deps.sessions.roleOf(params.project, s.name, user.userId), "read")) visible.push(s);
+        return { items: visible };
+      },
+      { params: t.Object({ project: Dns1123 }) },
+    )
+    .get(
+      "/:session",
+      async ({ params, request, server }) => {
+        const user = requireUser(await authenticate(deps, request, server));
+        return authorizeSession(deps, params.project, params.session, user.userId, "read");
+      },
+      { params: SessionParams },
+    )
+    .put(
+      "/:session/collaborators/:userId",
+      async ({ params, body, request, server }) => {
+        const user = requireUser(await authenticate(deps, request, server));
+        if (deps.sessions.readOnly) throw readOnly();
+        await authorizeSession(deps, params.project, params.session, user.userId, "manage");
+        const target = sanitizeUserId(params.userId);
+        if (!target) throw new TurnkeyError(400, "validation_failed", "userId is empty after sanitising");
+        return deps.sessions.setCollaborator(params.project, params.session, target, body.role);
+      },
+      {
+        params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }),
+        body: t.Object({ role: t.Union([t.Literal("edit"), t.Literal("view")]) }, { additionalProperties: false }),
+      },
+    )
+    .delete(
+      "/:session/collaborators/:userId",
+      async ({ params, request, server }) => {
+        const user = requireUser(await authenticate(deps, request, server));
+        if (deps.sessions.readOnly) throw readOnly();
+        await authorizeSession(deps, params.project, params.session, user.userId, "manage");
+        return deps.sessions.removeCollaborator(params.project, params.session, sanitizeUserId(params.userId));
+      },
+      { params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }) },
+    );

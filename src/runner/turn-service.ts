@@ -1,0 +1,210 @@
+/**
+ * Turn orchestration (DESIGN §2.1 steps 2-9): authorise the sender, register the active run,
+ * mint the turn token, resolve the sender's credentials, hand the turn to the executor, and
+ * tear everything down in `finally` whatever happened.
+ *
+ * Split in two so that refusals (403, 404, 409) are plain HTTP errors while anything after the
+ * run is registered is reported in-stream as RUN_ERROR:
+ * `prepare()` throws `TurnkeyError`; `Turn.execute()` never rejects.
+ */
+import { randomUUID } from "node:crypto";
+import { EventType, type BaseEvent, type RunAgentInput } from "@ag-ui/core";
+import { forbidden, notFound, TurnkeyError } from "../errors.ts";
+import { mayPerform } from "../rbac/session-access.ts";
+import type { ActiveRunMap, ActiveRun } from "../sessions/active-runs.ts";
+import type { SessionStore } from "../sessions/types.ts";
+import type { SessionEventBus } from "../sessions/event-bus.ts";
+import type { CredentialStore } from "../credentials/types.ts";
+import type { ProviderName } from "../credentials/providers.ts";
+import type { AuditSink } from "../audit/types.ts";
+import type { TurnContext, TurnExecutor, TurnOutcome } from "./types.ts";
+
+/** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
+export interface TurnTokenMinter {
+  mint(claims: { userId: string; project: string; session: string; runId: string; deadline: number }): Promise<{ token: string; tokenId: string }>;
+  revoke(tokenId: string): void;
+}
+
+/** Minimal logger shape (pino-compatible). */
+export interface TurnLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface TurnServiceDeps {
+  sessions: SessionStore;
+  credentials: CredentialStore;
+  activeRuns: ActiveRunMap;
+  turnTokens: TurnTokenMinter;
+  executor: TurnExecutor;
+  audit: AuditSink;
+  bus: SessionEventBus;
+  logger: TurnLogger;
+  providers: readonly ProviderName[];
+  /** Turn deadline from its start (ms). */
+  turnTimeoutMs: number;
+  /** Base URL runners call back on, ending in `/api`. */
+  credentialsUrl: () => string;
+}
+
+/** The sender of a turn: always a `user` principal. */
+export interface Sender {
+  userId: string;
+  userName: string;
+  email?: string;
+}
+
+/** A registered turn, ready to execute. `execute` may be called once. */
+export interface Turn {
+  readonly run: Readonly<ActiveRun>;
+  /** Run the turn, streaming events to `emit`; resolves after teardown. Never rejects. */
+  execute(emit: (event: BaseEvent) => void, signal: AbortSignal): Promise<TurnOutcome>;
+}
+
+export class TurnService {
+  #d: TurnServiceDeps;
+  /** Abort controllers of live turns, for interrupt and shutdown. */
+  #live = new Map<string, AbortController>();
+
+  constructor(deps: TurnServiceDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Authorise and register a turn.
+   * @param input a RunAgentInput whose threadId/runId are already filled in.
+   * @throws TurnkeyError 404 `session_not_found`, 403 `forbidden` (not owner/edit), 409 `session_busy`.
+   */
+  async prepare(sender: Sender, project: string, session: string, input: RunAgentInput): Promise<Turn> {
+    const d = this.#d;
+    const role = await d.sessions.roleOf(project, session, sender.userId);
+    if (role === "none") {
+      // Do not reveal to strangers whether the session exists.
+      const exists = (await d.sessions.get(project, session)) !== null;
+      if (!exists) throw notFound("session not found", "session_not_found");
+      throw forbidden("you may not send turns in this session");
+    }
+    if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
+
+    const startedAt = Date.now();
+    const deadline = startedAt + d.turnTimeoutMs;
+    const runId = input.runId;
+    // Register before anything else can see the turn: the token is only valid while this entry lives.
+    const pending: ActiveRun = { project, session, runId, threadId: input.threadId, userId: sender.userId, userName: sender.userName, startedAt, deadline, tokenId: "" };
+    d.activeRuns.begin(pending);
+    let minted: { token: string; tokenId: string };
+    try {
+      minted = await d.turnTokens.mint({ userId: sender.userId, project, session, runId, deadline });
+    } catch (err) {
+      d.activeRuns.end(project, session, runId);
+      throw err;
+    }
+    d.activeRuns.setTokenId(project, session, runId, minted.tokenId);
+    const run: ActiveRun = { ...pending, tokenId: minted.tokenId };
+    d.audit.write({ event: "turn.start", project, session, run: runId, principalSubject: `user:${sender.userId}`, effectiveUserId: sender.userId });
+    let executed = false;
+    return {
+      run,
+      execute: (emit, signal) => {
+        if (executed) throw new Error("turn already executed");
+        executed = true;
+        return this.#execute(run, sender, minted.token, input, emit, signal);
+      },
+    };
+  }
+
+  /** Abort a live turn (interrupt); returns whether it was live. */
+  interrupt(project: string, session: string, runId: string): boolean {
+    const c = this.#live.get(`${project}/${session}/${runId}`);
+    c?.abort(new TurnkeyError(409, "bad_request", "interrupted"));
+    return c !== undefined;
+  }
+
+  /** Abort every live turn (gateway shutdown); their teardown runs as usual. */
+  abortAll(): void {
+    for (const c of this.#live.values()) c.abort();
+  }
+
+  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: (e: BaseEvent) => void, signal: AbortSignal): Promise<TurnOutcome> {
+    const d = this.#d;
+    const key = `${run.project}/${run.session}/${run.runId}`;
+    const controller = new AbortController();
+    this.#live.set(key, controller);
+    const onAbort = () => controller.abort(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+    const deadlineTimer = setTimeout(() => controller.abort(new Error("deadline")), Math.max(0, run.deadline - Date.now()));
+    const publish = (e: BaseEvent) => {
+      try {
+        emit(e);
+      } catch {
+        /* the caller's stream is gone; the turn still finishes and tears down */
+      }
+      d.bus.publish(run.project, run.session, run.runId, e);
+    };
+    let outcome: TurnOutcome = { status: "error", message: "turn did not run" };
+    try {
+      let credentials: TurnContext["credentials"];
+      try {
+        credentials = await this.#resolveCredentials(sender.userId);
+      } catch (err) {
+        const message = err instanceof TurnkeyError ? err.message : "credential store unavailable";
+        d.logger.error({ run: run.runId, code: err instanceof TurnkeyError ? err.code : "internal_error" }, "credential resolution failed");
+        publish({ type: EventType.RUN_STARTED, threadId: run.threadId, runId: run.runId } as BaseEvent);
+        publish({ type: EventType.RUN_ERROR, message: `Could not load credentials: ${message}`, code: "store_unavailable" } as BaseEvent);
+        return (outcome = { status: "error", message });
+      }
+      const ctx: TurnContext = {
+        project: run.project,
+        session: run.session,
+        threadId: run.threadId,
+        runId: run.runId,
+        userId: sender.userId,
+        userName: sender.userName,
+        ...(sender.email ? { userEmail: sender.email } : {}),
+        turnToken: token,
+        credentialsUrl: d.credentialsUrl(),
+        credentials,
+        input,
+        deadline: run.deadline,
+        signal: controller.signal,
+      };
+      outcome = await d.executor.execute(ctx, publish);
+      return outcome;
+    } catch (err) {
+      // The executor contract says it never rejects; if it does, still end the stream properly.
+      d.logger.error({ run: run.runId, err: err instanceof Error ? err.name : "unknown" }, "executor failed");
+      publish({ type: EventType.RUN_ERROR, message: "Internal error while running the turn", code: "internal_error" } as BaseEvent);
+      return (outcome = { status: "error", message: "internal error" });
+    } finally {
+      clearTimeout(deadlineTimer);
+      signal.removeEventListener("abort", onAbort);
+      this.#live.delete(key);
+      d.turnTokens.revoke(run.tokenId);
+      d.activeRuns.end(run.project, run.session, run.runId);
+      d.audit.write({
+        event: "turn.end",
+        project: run.project,
+        session: run.session,
+        run: run.runId,
+        principalSubject: `user:${sender.userId}`,
+        effectiveUserId: sender.userId,
+        outcome: outcome.status,
+        durationMs: Date.now() - run.startedAt,
+      });
+    }
+  }
+
+  /** Every configured provider, read in parallel; missing ones are absent. Rejects on store failure. */
+  async #resolveCredentials(userId: string): Promise<TurnContext["credentials"]> {
+    const d = this.#d;
+    const entries = await Promise.all(d.providers.map(async (p) => [p, await d.credentials.get(userId, p)] as const));
+    const out: Record<string, unknown> = {};
+    for (const [p, v] of entries) if (v) out[p] = v;
+    return out as TurnContext["credentials"];
+  }
+}
+
+/** A fresh run ID (UUID v4), per DESIGN §2.1 step 2. */
+export const newRunId = () => randomUUID();
