@@ -1,0 +1,136 @@
+/**
+ * Composition root: builds stores, identity, audit, the turn executor and the HTTP app from a
+ * validated `Config`, and starts Bun's server. `startServer` is what `turnkey serve` and the
+ * end-to-end tests call; `stop()` ends every live turn (with full teardown) before closing.
+ */
+import { mkdirSync } from "node:fs";
+import type { Config } from "./config.ts";
+import { dataPath, publicBaseUrl, redactConfig } from "./config.ts";
+import { createApp } from "./http/app.ts";
+import type { AppDeps } from "./http/context.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { DevIssuer } from "./identity/dev-issuer.ts";
+import { JwtAuthenticator } from "./identity/jwt.ts";
+import { TurnTokenIssuer } from "./identity/turn-token.ts";
+import { createAuthenticator } from "./identity/authenticate.ts";
+import { BotTokenAuthenticator } from "./identity/bot-tokens.ts";
+import { ForwardedHeadersAuthenticator } from "./identity/forwarded.ts";
+import { createAuditSink } from "./audit/audit.ts";
+import { openEmbeddedStores } from "./store/index.ts";
+import { ActiveRunMap } from "./sessions/active-runs.ts";
+import { SessionEventBus } from "./sessions/event-bus.ts";
+import { TurnService } from "./runner/turn-service.ts";
+import { LocalRunnerSupervisor } from "./runner/supervisor.ts";
+import type { TurnExecutor } from "./runner/types.ts";
+
+/** A running gateway. */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  port: number;
+  deps: AppDeps;
+  /** Shutdown: refuse new requests, end live turns (teardown included), close stores. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Optional overrides, mainly for tests. */
+export interface StartOptions {
+  logger?: Logger;
+  executor?: TurnExecutor;
+}
+
+/**
+ * Build everything and listen on `cfg.host:cfg.port` (port 0 = any free port).
+ * @throws ConfigError for unusable settings, or the listen error (EADDRINUSE) as is.
+ */
+export async function startServer(cfg: Config, opts: StartOptions = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(cfg.logLevel);
+  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  logger.info({ config: redactConfig(cfg) }, "starting turnkey");
+
+  const stores = openEmbeddedStores(cfg);
+  const turnTokens = await TurnTokenIssuer.open(cfg);
+  const devIssuer = cfg.jwksUrl ? undefined : await DevIssuer.open(cfg);
+  const authenticator = createAuthenticator({
+    turnTokens,
+    jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}) }),
+    ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
+    ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
+  });
+  const audit = createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger });
+  const activeRuns = new ActiveRunMap();
+  const bus = new SessionEventBus();
+  let boundPort = cfg.port;
+  const executor =
+    opts.executor ??
+    new LocalRunnerSupervisor({
+      command: cfg.runnerCommand,
+      passthrough: cfg.runnerEnvPassthrough,
+      graceMs: cfg.teardownGraceMs,
+      githubHosts: cfg.githubHosts,
+      gitlabHosts: cfg.gitlabHosts,
+      turnsRoot: dataPath(cfg, "turns"),
+      logger,
+    });
+  const turns = new TurnService({
+    sessions: stores.sessions,
+    credentials: stores.credentials,
+    activeRuns,
+    turnTokens,
+    executor,
+    audit,
+    bus,
+    logger,
+    providers: cfg.providers,
+    turnTimeoutMs: cfg.turnTimeoutMs,
+    credentialsUrl: () => `${publicBaseUrl(cfg, boundPort)}/api`,
+  });
+  const deps: AppDeps = {
+    config: cfg,
+    sessions: stores.sessions,
+    credentials: stores.credentials,
+    authenticator,
+    activeRuns,
+    turns,
+    bus,
+    audit,
+    logger,
+    ...(devIssuer ? { jwks: async () => devIssuer.jwks() } : {}),
+    ready: async () => {
+      await stores.sessions.get("readyz", "readyz");
+      return true;
+    },
+  };
+  const app = createApp(deps).listen({
+    hostname: cfg.host,
+    port: cfg.port,
+    maxRequestBodySize: cfg.maxBodyBytes,
+    // Non-streaming requests still time out; SSE responses lift this per request.
+    idleTimeout: 30,
+  });
+  const server = app.server;
+  if (!server) throw new Error("server did not start");
+  boundPort = server.port ?? cfg.port;
+  const url = `http://${cfg.host.includes(":") ? `[${cfg.host}]` : cfg.host}:${boundPort}`;
+  logger.info({ url, dataDir: cfg.dataDir, backend: cfg.backend }, "turnkey listening");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    port: boundPort,
+    deps,
+    stop() {
+      stopping ??= (async () => {
+        turns.abortAll();
+        const deadline = Date.now() + cfg.teardownGraceMs + 2000;
+        while (activeRuns.size > 0 && Date.now() < deadline) await Bun.sleep(20);
+        if (executor instanceof LocalRunnerSupervisor) await executor.shutdown();
+        await app.stop(true);
+        await audit.close();
+        stores.close();
+        logger.info({}, "turnkey stopped");
+      })();
+      return stopping;
+    },
+  };
+}
