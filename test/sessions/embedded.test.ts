@@ -3,7 +3,7 @@ import type { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { TurnkeyError } from "../../src/errors.ts";
+import { TurnkeyError, type ErrorCode } from "../../src/errors.ts";
 import { EmbeddedSessionStore } from "../../src/sessions/embedded.ts";
 import type { SessionRole } from "../../src/sessions/types.ts";
 import { closeDatabase, openDatabase } from "../../src/store/sqlite.ts";
@@ -85,7 +85,7 @@ describe("EmbeddedSessionStore", () => {
     expect((await store.list("proj"))[0]!.collaborators).toEqual([{ userId: "carol", role: "edit" }]);
   });
 
-  const errorCases: { name: string; run: () => Promise<unknown>; status: number; code: string }[] = [
+  const errorCases: { name: string; run: () => Promise<unknown>; status: number; code: ErrorCode }[] = [
     { name: "setCollaborator on a missing session", run: () => store.setCollaborator("proj", "nope", "bob", "edit"), status: 404, code: "session_not_found" },
     { name: "removeCollaborator on a missing session", run: () => store.removeCollaborator("proj", "nope", "bob"), status: 404, code: "session_not_found" },
     { name: "owner as collaborator", run: () => store.setCollaborator("proj", "s1", "alice", "view"), status: 400, code: "bad_request" },
