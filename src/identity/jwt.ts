@@ -1,0 +1,143 @@
+/**
+ * User bearer JWTs (DESIGN §5 `jwt`): `Authorization: Bearer <jwt>` (RFC 6750 §2.1) verified by
+ * jose against a remote JWKS (`TURNKEY_JWKS_URL`, the production IdP) or the development
+ * issuer's key, with pinned issuer, audience and algorithms and a 30 s clock tolerance.
+ *
+ * Fail closed (DESIGN §7 rule 4): when the JWKS cannot be fetched (timeout, refused, non-200,
+ * unparsable) the request gets 503 `identity_unavailable`, never a fallback identity.
+ */
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { ConfigError } from "../errors.ts";
+import type { Config } from "../config.ts";
+import { sanitizeDisplayName, sanitizeUserId } from "../names.ts";
+import type { Authenticator, Principal } from "./principal.ts";
+import type { DevIssuer } from "./dev-issuer.ts";
+import { TURN_TOKEN_AUDIENCE, TURN_TOKEN_TYPE } from "./turn-token.ts";
+import { identityUnavailable, invalidToken, mapVerifyError } from "./token-errors.ts";
+import { bearerToken } from "./bearer.ts";
+
+/** Allowed clock skew when checking `exp`/`nbf`/`iat`, seconds. */
+export const JWT_CLOCK_TOLERANCE_SECONDS = 30;
+/** Default timeout of one JWKS fetch, ms (jose's default is 5000). */
+export const JWKS_TIMEOUT_MS = 5000;
+/** Algorithms accepted from a remote JWKS. `none` and HMAC are never accepted (RFC 8725 §3.1). */
+export const JWKS_ALGORITHMS = ["ES256", "RS256"] as const;
+
+/** jose codes raised by a key set that mean "the token names a key we do not have" (a token fault). */
+const TOKEN_FAULT_KEY_CODES: ReadonlySet<string> = new Set(["ERR_JWKS_NO_MATCHING_KEY", "ERR_JWKS_MULTIPLE_MATCHING_KEYS"]);
+
+/** Options of `JwtAuthenticator`. */
+export interface JwtAuthenticatorOptions {
+  /** Pinned `iss`, `aud`, the JWKS URL (unset = dev issuer) and the user-ID claims in order. */
+  config: Pick<Config, "jwtIssuer" | "jwtAudience" | "jwksUrl" | "userClaims">;
+  /** Required when `config.jwksUrl` is unset: its key set verifies tokens (ES256 only). */
+  devIssuer?: DevIssuer;
+  /** Timeout of one JWKS fetch, ms; default `JWKS_TIMEOUT_MS`. */
+  jwksTimeoutMs?: number;
+  /** How long a fetched JWKS is reused, ms; default jose's 10 min. */
+  jwksCacheMaxAgeMs?: number;
+}
+
+/**
+ * Verifies user JWTs and maps them to `user` principals.
+ * User ID: the first of `config.userClaims` (default `preferred_username`, `email`, `sub`) that is
+ * a string and non-empty after `sanitizeUserId` (so `alice@example.com` → `alice-example.com`,
+ * matching the upstream platform's Secret keys). User name: the `name` claim, else the user ID.
+ * @example
+ * const jwt = new JwtAuthenticator({ config: cfg, devIssuer });
+ * const p = await jwt.verify(token); // { kind: "user", userId: "alice", userName: "Alice", source: "dev" }
+ */
+export class JwtAuthenticator implements Authenticator {
+  #getKey: JWTVerifyGetKey;
+  #algorithms: string[];
+  #issuer: string;
+  #audience: string;
+  #claims: readonly string[];
+  #source: "jwt" | "dev";
+
+  /** @throws ConfigError when no key source is given or the audience is the turn-token audience. */
+  constructor(opts: JwtAuthenticatorOptions) {
+    const { config } = opts;
+    if (config.jwtAudience === TURN_TOKEN_AUDIENCE)
+      throw new ConfigError("TURNKEY_JWT_AUDIENCE", `"${TURN_TOKEN_AUDIENCE}" is reserved for turn tokens`);
+    this.#issuer = config.jwtIssuer;
+    this.#audience = config.jwtAudience;
+    this.#claims = [...config.userClaims];
+    if (config.jwksUrl) {
+      const remote = createRemoteJWKSet(new URL(config.jwksUrl), {
+        timeoutDuration: opts.jwksTimeoutMs ?? JWKS_TIMEOUT_MS,
+        ...(opts.jwksCacheMaxAgeMs !== undefined ? { cacheMaxAge: opts.jwksCacheMaxAgeMs } : {}),
+      });
+      // Errors raised while *getting* the key set are the IdP's fault, not the token's: 503.
+      this.#getKey = async (header, token) => {
+        try {
+          return await remote(header, token);
+        } catch (err) {
+          const code = (err as { code?: unknown } | null)?.code;
+          if (typeof code === "string" && TOKEN_FAULT_KEY_CODES.has(code)) throw err;
+          throw identityUnavailable(err);
+        }
+      };
+      this.#algorithms = [...JWKS_ALGORITHMS];
+      this.#source = "jwt";
+    } else if (opts.devIssuer) {
+      this.#getKey = createLocalJWKSet(opts.devIssuer.jwks());
+      this.#algorithms = ["ES256"];
+      this.#source = "dev";
+    } else {
+      throw new ConfigError("TURNKEY_JWKS_URL", "no JWKS URL and no development issuer to verify user tokens with");
+    }
+  }
+
+  /**
+   * Authenticate from `Authorization: Bearer <jwt>`.
+   * @returns `null` without an Authorization header.
+   * @throws TurnkeyError as `bearerToken` and `verify` do.
+   */
+  async authenticate(req: { headers: Headers; remoteAddress?: string }): Promise<Principal | null> {
+    const token = bearerToken(req.headers);
+    return token === null ? null : this.verify(token);
+  }
+
+  /**
+   * Verify one user JWT (RFC 7519 §7.2, via jose `jwtVerify`) and build the principal.
+   * @throws TurnkeyError 401 `token_expired` past `exp` + 30 s; 401 `invalid_token` for a bad
+   *   signature, wrong `iss`/`aud`, an algorithm outside the pinned list (`none`, HS256…), a turn
+   *   token, or no usable user claim; 503 `identity_unavailable` when the JWKS cannot be fetched.
+   */
+  async verify(token: string): Promise<Principal> {
+    let payload: JWTPayload;
+    let typ: string | undefined;
+    try {
+      const result = await jwtVerify(token, this.#getKey, {
+        algorithms: this.#algorithms,
+        issuer: this.#issuer,
+        audience: this.#audience,
+        clockTolerance: JWT_CLOCK_TOLERANCE_SECONDS,
+        requiredClaims: ["exp"],
+      });
+      payload = result.payload;
+      typ = result.protectedHeader.typ;
+    } catch (err) {
+      throw mapVerifyError(err);
+    }
+    // Belt and braces: the audience pin already excludes turn tokens; a token that is *also*
+    // for the credentials audience, or typed as a turn token, is still not a user token.
+    const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+    if (aud.includes(TURN_TOKEN_AUDIENCE) || typ === TURN_TOKEN_TYPE) throw invalidToken("not a user token");
+    const userId = this.#userId(payload);
+    if (!userId) throw invalidToken("token has no usable user claim");
+    const name = typeof payload.name === "string" ? sanitizeDisplayName(payload.name) : "";
+    return { kind: "user", userId, userName: name || userId, source: this.#source };
+  }
+
+  #userId(payload: JWTPayload): string {
+    for (const claim of this.#claims) {
+      const v = payload[claim];
+      if (typeof v !== "string") continue;
+      const id = sanitizeUserId(v);
+      if (id) return id;
+    }
+    return "";
+  }
+}
