@@ -4,6 +4,8 @@
  *
  * Creation is atomic and never clobbers: the key is written to a temporary file and hard-linked
  * into place, so two processes starting at once agree on one key (the loser reads the winner's).
+ * An existing file is refused when it is a symlink, not a regular file, or group/world-accessible,
+ * the same rules `store/keys.ts` applies to raw key files.
  */
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
 import { closeSync, constants, existsSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
