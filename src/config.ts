@@ -56,6 +56,10 @@ const ConfigSchema = T.Object({
   /** Kubernetes backend (issue 4). */
   credentialsNamespace: T.String({ minLength: 1 }),
   tokenAudiences: T.Array(T.String()),
+  /** Timeout of one Kubernetes API call, ms. */
+  kubeTimeoutMs: T.Integer({ minimum: 100 }),
+  /** Reuse of session reads and SubjectAccessReviews, ms; at most 30 s (issue 4 §5). */
+  kubeCacheTtlMs: T.Integer({ minimum: 0, maximum: 30000 }),
 });
 
 /** The validated configuration. Durations in ms, sizes in bytes. */
@@ -87,6 +91,8 @@ export function defaultConfig(): Config {
     eventsRetention: 10000,
     credentialsNamespace: "ambient-code",
     tokenAudiences: [],
+    kubeTimeoutMs: 5000,
+    kubeCacheTtlMs: 30000,
   };
 }
 
@@ -122,6 +128,8 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],
   TURNKEY_CREDENTIALS_NAMESPACE: ["credentialsNamespace", "string"],
   TURNKEY_TOKEN_AUDIENCES: ["tokenAudiences", "list"],
+  TURNKEY_KUBE_TIMEOUT_MS: ["kubeTimeoutMs", "int"],
+  TURNKEY_KUBE_CACHE_TTL_MS: ["kubeCacheTtlMs", "int"],
 };
 
 /** Settings whose values are secret: `redactConfig` replaces them. */
