@@ -99,7 +99,7 @@ describe("KubernetesCredentialStore", () => {
       for (const c of CASES) put(c.secret, USER, c.value);
       api.fail(`/api/v1/namespaces/${NS}/secrets`, fault);
       const got = await Promise.all([...PROVIDERS.map((p) => code(kube.credentials.get(USER, p))), code(kube.credentials.list(USER))]);
-      expect(got).toEqual(Array(PROVIDERS.length + 1).fill("503 store_unavailable"));
+      expect(got).toEqual(Array.from({ length: PROVIDERS.length + 1 }, () => "503 store_unavailable"));
     });
   }
 
