@@ -98,7 +98,7 @@ describe("KubernetesCredentialStore", () => {
     test(`Secret read ${fault} → 503 store_unavailable for every provider`, async () => {
       for (const c of CASES) put(c.secret, USER, c.value);
       api.fail(`/api/v1/namespaces/${NS}/secrets`, fault);
-      const got = await Promise.all([...PROVIDERS.map((p) => code(kube.credentials.get(USER, p))), code(kube.credentials.list(USER))]);
+      const got: string[] = await Promise.all([...PROVIDERS.map((p) => code(kube.credentials.get(USER, p))), code(kube.credentials.list(USER))]);
       expect(got).toEqual(Array.from({ length: PROVIDERS.length + 1 }, () => "503 store_unavailable"));
     });
   }
