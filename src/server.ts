@@ -124,7 +124,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
         turns.abortAll();
         const deadline = Date.now() + cfg.teardownGraceMs + 2000;
         while (activeRuns.size > 0 && Date.now() < deadline) await Bun.sleep(20);
-        if (executor instanceof LocalRunnerSupervisor) await executor.shutdown();
+        await executor.shutdown?.();
         await app.stop(true);
         await audit.close();
         stores.close();

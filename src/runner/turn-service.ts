@@ -17,7 +17,7 @@ import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
-import type { TurnContext, TurnExecutor, TurnOutcome } from "./types.ts";
+import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
 export interface TurnTokenMinter {
@@ -59,7 +59,7 @@ export interface Sender {
 export interface Turn {
   readonly run: Readonly<ActiveRun>;
   /** Run the turn, streaming events to `emit`; resolves after teardown. Never rejects. */
-  execute(emit: (event: BaseEvent) => void, signal: AbortSignal): Promise<TurnOutcome>;
+  execute(emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome>;
 }
 
 export class TurnService {
@@ -126,7 +126,7 @@ export class TurnService {
     for (const c of this.#live.values()) c.abort();
   }
 
-  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: (e: BaseEvent) => void, signal: AbortSignal): Promise<TurnOutcome> {
+  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome> {
     const d = this.#d;
     const key = `${run.project}/${run.session}/${run.runId}`;
     const controller = new AbortController();
@@ -135,9 +135,9 @@ export class TurnService {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
     const deadlineTimer = setTimeout(() => controller.abort(new Error("deadline")), Math.max(0, run.deadline - Date.now()));
-    const publish = (e: BaseEvent) => {
+    const publish: TurnEmit = (e, raw) => {
       try {
-        emit(e);
+        emit(e, raw);
       } catch {
         /* the caller's stream is gone; the turn still finishes and tears down */
       }

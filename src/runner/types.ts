@@ -40,6 +40,14 @@ export interface TurnOutcome {
 }
 
 /**
+ * Receives a turn's events. `rawSse`, when given, is the exact SSE bytes a remote runner sent
+ * for this event (issue 3: pass the stream through byte for byte); the requester's stream then
+ * writes those bytes instead of re-encoding `event`. Executors pass `rawSse` only when the scrubbed
+ * event is unchanged, so raw bytes never carry a secret the scrubber would have removed.
+ */
+export type TurnEmit = (event: BaseEvent, rawSse?: Uint8Array) => void;
+
+/**
  * Executes one turn and streams its AG-UI events through `emit`, already validated and scrubbed
  * of every secret injected for this turn. The stream always starts with RUN_STARTED and ends with
  * exactly one RUN_FINISHED or RUN_ERROR (synthesised when the runner does not send one).
@@ -47,5 +55,11 @@ export interface TurnOutcome {
  * Never rejects: failures become a RUN_ERROR event and an `error` outcome.
  */
 export interface TurnExecutor {
-  execute(ctx: TurnContext, emit: (event: BaseEvent) => void): Promise<TurnOutcome>;
+  execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome>;
+  /** Interrupt a live turn (SIGINT for a local runner, `POST /interrupt` for a remote one). */
+  interrupt?(runId: string): boolean | Promise<boolean>;
+  /** What this executor can do, for `GET .../agui/capabilities`. */
+  capabilities?(ctx: { project: string; session: string }): Promise<Record<string, unknown>>;
+  /** End every live turn (gateway shutdown), teardown included. */
+  shutdown?(): Promise<void>;
 }

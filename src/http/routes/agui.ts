@@ -55,7 +55,7 @@ export const aguiRoutes = (deps: AppDeps) =>
       server?.timeout(request, 0);
       const channel = createSseChannel({ heartbeatMs: deps.config.heartbeatMs, onCancel: () => abort.abort() });
       request.signal.addEventListener("abort", () => abort.abort(), { once: true });
-      void turn.execute((e) => channel.send(e), abort.signal).finally(() => channel.close());
+      void turn.execute((e, raw) => (raw ? channel.sendRaw(raw) : channel.send(e)), abort.signal).finally(() => channel.close());
       return new Response(channel.stream, { headers: SSE_HEADERS });
     },
     { params: SessionParams, body: RunAgentInputBody },
