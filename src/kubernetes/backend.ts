@@ -19,6 +19,7 @@ import { KubernetesSessionStore } from "../sessions/kubernetes.ts";
 import { KubernetesCredentialStore } from "../credentials/kubernetes.ts";
 import { TokenReviewAuthenticator } from "../identity/token-review.ts";
 import { checkCaSetup, loadKubeConfig, makeKubeClients, type LoadKubeConfigOptions, type LoadedKubeConfig } from "./client.ts";
+import { describeApiError } from "./errors.ts";
 import { discoverServiceAccountIssuer, type ServiceAccountIssuer } from "./oidc-discovery.ts";
 
 /** What `createKubernetesBackend` returns. */
@@ -39,6 +40,12 @@ export interface KubernetesBackend {
    * `kube.sars.cache_*`, `kube.token_reviews.cache_*`. Monotonic except `*_size`. No secrets.
    */
   metrics(): Record<string, number>;
+  /**
+   * Readiness for `/readyz`: true iff the API server answers `GET /version` over TLS with our
+   * token. Use this rather than a probe read of a session: under the least-privilege Role a read
+   * in any other namespace is 403, which would keep the pod unready forever.
+   */
+  ready(): Promise<boolean>;
   /** Drop caches. The client holds no long-lived connections that need closing. */
   close(): Promise<void>;
   /** How the cluster was found (`in-cluster` / `kubeconfig`) and its API server URL. */
@@ -113,6 +120,15 @@ export async function createKubernetesBackend(
     metrics: () => {
       const st = sessions.stats();
       return { ...flat("kube.sessions", st.sessions), ...flat("kube.sars", st.sars), ...flat("kube.token_reviews", tokenReview.stats()) };
+    },
+    ready: async () => {
+      try {
+        await clients.version.getCode();
+        return true;
+      } catch (err) {
+        logger?.warn({ err: describeApiError(err) }, "kubernetes API not ready");
+        return false;
+      }
     },
     close: async () => {
       sessions.clearCaches();

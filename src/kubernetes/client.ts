@@ -21,6 +21,7 @@ import {
   CustomObjectsApi,
   KubeConfig,
   ServerConfiguration,
+  VersionApi,
   createConfiguration,
   type Middleware,
 } from "@kubernetes/client-node";
@@ -139,6 +140,8 @@ export interface KubeClients {
   customObjects: CustomObjectsApi;
   authentication: AuthenticationV1Api;
   authorization: AuthorizationV1Api;
+  /** `GET /version`: readable by every authenticated identity (system:public-info-viewer). */
+  version: VersionApi;
 }
 
 /**
@@ -158,5 +161,6 @@ export function makeKubeClients(kc: KubeConfig, timeoutMs = DEFAULT_KUBE_TIMEOUT
     customObjects: new CustomObjectsApi(config),
     authentication: new AuthenticationV1Api(config),
     authorization: new AuthorizationV1Api(config),
+    version: new VersionApi(config),
   };
 }

@@ -4,7 +4,7 @@
  * objects and `Status` errors, so the real `@kubernetes/client-node` can talk to it.
  *
  * Paths: AgenticSession CR, Secrets, ServiceAccounts (GET), TokenReview and SubjectAccessReview
- * (POST), service-account issuer discovery and JWKS. Faults (404/403/500/hang) are injectable per
+ * (POST), service-account issuer discovery and JWKS, `/version` (readiness). Faults (404/403/500/hang) are injectable per
  * path prefix; requests are counted per path.
  *
  * TLS under Bun: the client only trusts this server when the process was started with
@@ -185,6 +185,8 @@ export function startFakeKubeApi(opts: { pki?: TestPki; token?: string } = {}): 
       });
     }
     if (req.method === "GET" && path === "/openid/v1/jwks") return Response.json(api.oidc.jwks);
+    if (req.method === "GET" && path === "/version")
+      return Response.json({ major: "1", minor: "33", gitVersion: "v1.33.0-fake", gitCommit: "0", gitTreeState: "clean", buildDate: "2025-01-01T00:00:00Z", goVersion: "go1.24", compiler: "gc", platform: "linux/amd64" });
     return status(404, "NotFound", "the server could not find the requested resource");
   }
 

@@ -83,6 +83,19 @@ describe("checkCaSetup (NODE_EXTRA_CA_CERTS under Bun)", () => {
   });
 });
 
+describe("readiness", () => {
+  test("ready() is true while GET /version answers, false when the API fails or hangs", async () => {
+    const kube = await createKubernetesBackend({ ...defaultConfig(), kubeTimeoutMs: 400 }, undefined, { env: { KUBECONFIG: api.kubeconfigPath, NODE_EXTRA_CA_CERTS: api.pki.caFile } });
+    expect(await kube.ready()).toBe(true);
+    api.fail("/version", 500);
+    expect(await kube.ready()).toBe(false);
+    api.fail("/version", "hang");
+    expect(await kube.ready()).toBe(false);
+    api.clearFaults();
+    expect(await kube.ready()).toBe(true);
+  });
+});
+
 describe("service-account issuer discovery", () => {
   test("discovers the issuer, fetches the JWKS with the pod's token over the cluster CA, verifies a token", async () => {
     const { publicKey, privateKey } = await generateKeyPair("ES256");
