@@ -1,0 +1,142 @@
+/**
+ * End to end, issue 2 §8 and DESIGN §7 rule 2: teardown happens on every path (success with a
+ * lingering grandchild, runner crash, client abort, concurrency refusal) through the real gateway.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { startGateway, runTurn, parseSse, type TestGateway } from "../helpers/gateway.ts";
+import { processGroupAlive } from "../../src/runner/process-group.ts";
+
+const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
+
+/** A gateway with alice's session `s` and a GitHub credential, running `fixture`. */
+async function setup(fixture: string, env: Record<string, string> = {}) {
+  const gw = await startGateway({ TURNKEY_RUNNER_COMMAND: runner(fixture), ...env });
+  const alice = await gw.token("alice", "Alice");
+  await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: alice, body: { name: "s" } });
+  await gw.api("PUT", "/api/users/me/credentials/github", { token: alice, body: { token: "ghp_teardown_secret_123456789" } });
+  return { gw, alice };
+}
+
+/** `gone`, or the one-letter state from /proc/<pid>/stat (R, S, Z, ...). */
+function processState(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "")[0]!;
+  } catch {
+    return "gone";
+  }
+}
+
+async function waitFor(cond: () => boolean, ms = 5000) {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) return false;
+    await Bun.sleep(20);
+  }
+  return true;
+}
+
+describe("teardown", () => {
+  const gateways: TestGateway[] = [];
+  afterAll(async () => {
+    await Promise.all(gateways.map((g) => g.stop()));
+  });
+
+  test("a background grandchild of the runner does not outlive the turn", async () => {
+    const { gw, alice } = await setup("grandchild");
+    gateways.push(gw);
+    const r = await runTurn(gw, "demo", "s", alice);
+    const info = r.events.find((e) => e.name === "grandchild")?.value;
+    expect(info.pid).toBeGreaterThan(0);
+    expect(r.events.at(-1).type).toBe("RUN_FINISHED");
+    expect(processGroupAlive(info.pgid)).toBe(false);
+    // Killed: gone, or a zombie waiting for PID 1 to reap it (no tini in this sandbox).
+    expect(processState(info.pid)).toBeOneOf(["gone", "Z"]);
+    expect(gw.server.deps.activeRuns.size).toBe(0);
+  });
+
+  test("a runner that crashes: the client gets RUN_ERROR and the next turn can start", async () => {
+    const { gw, alice } = await setup("crash");
+    gateways.push(gw);
+    const r = await runTurn(gw, "demo", "s", alice);
+    expect(r.events[0].type).toBe("RUN_STARTED");
+    const last = r.events.at(-1);
+    expect(last.type).toBe("RUN_ERROR");
+    expect(last.code).toBe("runner_exited");
+    expect(r.text).not.toContain("ghp_teardown_secret_123456789");
+    expect(gw.server.deps.activeRuns.size).toBe(0);
+    expect((await runTurn(gw, "demo", "s", alice)).status).toBe(200);
+  });
+
+  test("a client that aborts mid-turn: the runner's process group is killed and the run cleared", async () => {
+    const { gw, alice } = await setup("slow");
+    gateways.push(gw);
+    const ac = new AbortController();
+    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      signal: ac.signal,
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "wait" }] }),
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    let text = "";
+    let slow: any;
+    while (!slow) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+      slow = parseSse(text).find((e) => e.name === "slow")?.value;
+    }
+    expect(slow.pgid).toBeGreaterThan(0);
+    expect(gw.server.deps.activeRuns.size).toBe(1);
+    // A second turn while this one runs is refused.
+    const busy = await runTurn(gw, "demo", "s", alice);
+    expect(busy.status).toBe(409);
+    expect(busy.body.code).toBe("session_busy");
+
+    ac.abort();
+    expect(await waitFor(() => !processGroupAlive(slow.pgid))).toBe(true);
+    expect(await waitFor(() => gw.server.deps.activeRuns.size === 0)).toBe(true);
+  });
+
+  test("the turn deadline ends a runaway turn with RUN_ERROR and tears it down", async () => {
+    const { gw, alice } = await setup("slow", { TURNKEY_TURN_TIMEOUT_MS: "1500" });
+    gateways.push(gw);
+    const r = await runTurn(gw, "demo", "s", alice);
+    const slow = r.events.find((e) => e.name === "slow")?.value;
+    expect(r.events.at(-1).type).toBe("RUN_ERROR");
+    expect(processGroupAlive(slow.pgid)).toBe(false);
+    expect(gw.server.deps.activeRuns.size).toBe(0);
+  });
+
+  test("the runner inherits nothing of the gateway's environment", async () => {
+    process.env.TURNKEY_LEAK_MARKER = "gateway-only-value";
+    try {
+      const { gw, alice } = await setup("leak-check", { TURNKEY_MASTER_KEY: "q".repeat(43) });
+      gateways.push(gw);
+      const r = await runTurn(gw, "demo", "s", alice);
+      const report = r.events.find((e) => e.name === "leak-check")?.value;
+      expect(report.leaked).toEqual([]);
+      expect(report.envNames).not.toContain("TURNKEY_LEAK_MARKER");
+    } finally {
+      delete process.env.TURNKEY_LEAK_MARKER;
+    }
+  });
+
+  test("gateway shutdown ends live turns with teardown", async () => {
+    const { gw, alice } = await setup("slow");
+    const res = fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "wait" }] }),
+    }).then((r) => r.text()).catch(() => "");
+    expect(await waitFor(() => gw.server.deps.activeRuns.size === 1)).toBe(true);
+    await gw.stop();
+    expect(gw.server.deps.activeRuns.size).toBe(0);
+    const events = parseSse(await res);
+    const slow = events.find((e) => e.name === "slow")?.value;
+    if (slow) expect(processGroupAlive(slow.pgid)).toBe(false);
+  });
+});
