@@ -104,7 +104,9 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   const app = createApp(deps).listen({
     hostname: cfg.host,
     port: cfg.port,
-    maxRequestBodySize: cfg.maxBodyBytes,
+    // Declared lengths over maxBodyBytes get a JSON 413 from the app (onRequest); Bun's own
+    // limit, which answers a bare 413, backs it up for chunked bodies that declare no length.
+    maxRequestBodySize: cfg.maxBodyBytes * 2,
     // Non-streaming requests still time out; SSE responses lift this per request.
     idleTimeout: 30,
   });

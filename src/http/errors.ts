@@ -22,7 +22,7 @@ function describeValidation(err: { type?: string; valueError?: { path?: string; 
   const where = err.type ?? "request";
   const path = err.valueError?.path || "";
   const field = path.replace(/^\//, "").replace(/\//g, ".");
-  if (where === "params" && (field === "project" || field === "session"))
+  if ((where === "params" && (field === "project" || field === "session")) || (where === "body" && field === "name"))
     return { code: "invalid_name", message: `${field} must be a DNS-1123 label: 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit` };
   const what = err.valueError?.message ?? "is invalid";
   return { code: "validation_failed", message: field ? `invalid ${where}: ${field}: ${what}` : `invalid ${where}: ${what}` };

@@ -1,0 +1,102 @@
+/**
+ * End to end, issue 2 "bad input": every malformed request gets a 4xx `{error, code}`, never a
+ * 500, never a stack or a secret, and the server keeps serving.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+
+describe("bad input", () => {
+  let gw: TestGateway;
+  let alice: string;
+  const base = "/api/projects/demo/agentic-sessions";
+
+  beforeAll(async () => {
+    gw = await startGateway({ TURNKEY_MAX_BODY_BYTES: "65536" });
+    alice = await gw.token("alice");
+    await gw.api("POST", base, { token: alice, body: { name: "s" } });
+  });
+  afterAll(() => gw.stop());
+
+  type Case = [name: string, method: string, path: string, body: unknown, status: number, code: string];
+  const cases: Case[] = [
+    ["malformed JSON on run", "POST", `${base}/s/agui/run`, "{not json", 400, "invalid_json"],
+    ["missing messages", "POST", `${base}/s/agui/run`, { threadId: "t" }, 400, "validation_failed"],
+    ["messages not an array", "POST", `${base}/s/agui/run`, { messages: "hi" }, 400, "validation_failed"],
+    ["message without role", "POST", `${base}/s/agui/run`, { messages: [{ id: "1" }] }, 400, "validation_failed"],
+    ["message with an unknown role", "POST", `${base}/s/agui/run`, { messages: [{ id: "1", role: "wizard", content: "x" }] }, 400, "validation_failed"],
+    ["runId with a slash", "POST", `${base}/s/agui/run`, { runId: "a/b", messages: [] }, 400, "validation_failed"],
+    ["session name ../x", "POST", `/api/projects/demo/agentic-sessions/..%2Fx/agui/run`, { messages: [] }, 400, "invalid_name"],
+    ["session name A", "GET", `${base}/A`, undefined, 400, "invalid_name"],
+    ["session name of 64 chars", "GET", `${base}/${"a".repeat(64)}`, undefined, 400, "invalid_name"],
+    ["project name with underscore", "GET", `/api/projects/my_proj/agentic-sessions/s`, undefined, 400, "invalid_name"],
+    ["create with bad name", "POST", base, { name: "Bad Name" }, 400, "invalid_name"],
+    ["create without body", "POST", base, undefined, 400, "validation_failed"],
+    ["unknown provider (credential endpoint)", "GET", `${base}/s/credentials/myspace`, undefined, 400, "unknown_provider"],
+    ["unknown provider (self-service)", "PUT", `/api/users/me/credentials/myspace`, { token: "x" }, 400, "unknown_provider"],
+    ["github credential without token", "PUT", `/api/users/me/credentials/github`, { userName: "a" }, 400, "validation_failed"],
+    ["jira credential with a non-http url", "PUT", `/api/users/me/credentials/jira`, { url: "file:///etc/passwd", email: "a@b.c", apiToken: "tok-123456" }, 400, "validation_failed"],
+    ["collaborator role not edit/view", "PUT", `${base}/s/collaborators/bob`, { role: "admin" }, 400, "validation_failed"],
+    ["unknown route", "GET", "/api/nope", undefined, 404, "not_found"],
+  ];
+
+  test.each(cases)("%s → %i %s", async (_name, method, path, body, status, code) => {
+    const r = await gw.api(method, path, { token: alice, ...(body !== undefined ? { body } : {}) });
+    expect(r.status).toBe(status);
+    expect(r.body).toEqual({ error: expect.any(String), code });
+    expect(r.body.error).not.toMatch(/\bat .*\.ts:\d+/); // no stack
+  });
+
+  test("a client cannot choose the owner: extra fields are dropped, the caller owns the session", async () => {
+    const r = await gw.api("POST", base, { token: alice, body: { name: "mine", ownerId: "mallory", owner: "mallory" } });
+    expect(r.status).toBe(201);
+    expect(r.body.ownerId).toBe("alice");
+  });
+
+  test("a secret in a rejected body is never echoed", async () => {
+    const secret = "ghp_SHOULD_NOT_ECHO_1234567890";
+    const r = await gw.api("PUT", "/api/users/me/credentials/github", { token: alice, body: { token: secret, extra: secret } });
+    expect(r.status).toBe(400);
+    expect(JSON.stringify(r.body)).not.toContain(secret);
+    const r2 = await gw.api("PUT", "/api/users/me/credentials/github", { token: alice, body: { token: 12345678 } });
+    expect(r2.status).toBe(400);
+    expect(JSON.stringify(r2.body)).not.toContain("12345678");
+  });
+
+  test("oversized bodies → 413 payload_too_large", async () => {
+    const big = { messages: [{ id: "1", role: "user", content: "x".repeat(100_000) }] };
+    const r = await gw.api("POST", `${base}/s/agui/run`, { token: alice, body: big });
+    expect(r.status).toBe(413);
+    expect(r.body.code).toBe("payload_too_large");
+  });
+
+  test("oversized chunked body without Content-Length is refused too", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(16384));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent++ < 10) c.enqueue(chunk);
+        else c.close();
+      },
+    });
+    const res = await fetch(`${gw.url}${base}/s/agui/run`, { method: "POST", headers: { authorization: `Bearer ${alice}`, "content-type": "application/json" }, body: stream, duplex: "half" } as RequestInit);
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+  });
+
+  test("bad Authorization headers → 401 with WWW-Authenticate", async () => {
+    for (const h of ["Basic YWxpY2U6cHc=", "Bearer", "Bearer not.a.jwt", `Bearer ${alice}x`]) {
+      const res = await fetch(`${gw.url}${base}/s`, { headers: { authorization: h } });
+      expect(res.status).toBe(401);
+      expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
+      const body = (await res.json()) as { code: string };
+      expect(["invalid_token", "unauthenticated"]).toContain(body.code);
+    }
+  });
+
+  test("the server keeps serving", async () => {
+    const r = await gw.api("GET", "/healthz");
+    expect(r.status).toBe(200);
+    expect((await gw.api("GET", "/readyz")).status).toBe(200);
+    expect((await gw.api("GET", `${base}/s`, { token: alice })).status).toBe(200);
+  });
+});
