@@ -12,7 +12,9 @@ import { createLogger, type Logger } from "./log.ts";
 import { DevIssuer } from "./identity/dev-issuer.ts";
 import { JwtAuthenticator } from "./identity/jwt.ts";
 import { TurnTokenIssuer } from "./identity/turn-token.ts";
-import { createAuthenticator } from "./identity/authenticate.ts";
+import { createAuthenticator, type BearerAuthenticator } from "./identity/authenticate.ts";
+import type { SessionStore } from "./sessions/types.ts";
+import type { CredentialStore } from "./credentials/types.ts";
 import { BotTokenAuthenticator } from "./identity/bot-tokens.ts";
 import { ForwardedHeadersAuthenticator } from "./identity/forwarded.ts";
 import { createAuditSink } from "./audit/audit.ts";
@@ -22,6 +24,36 @@ import { SessionEventBus } from "./sessions/event-bus.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { LocalRunnerSupervisor } from "./runner/supervisor.ts";
 import type { TurnExecutor } from "./runner/types.ts";
+
+/** The stores and backend-specific authenticators of the configured backend (DESIGN §4). */
+interface Stores {
+  sessions: SessionStore;
+  credentials: CredentialStore;
+  authenticators: BearerAuthenticator[];
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** Open the embedded (bun:sqlite) or Kubernetes backend. @throws ConfigError / the backend's start-up error. */
+async function openStores(cfg: Config, logger: Logger): Promise<Stores> {
+  if (cfg.backend === "kubernetes") {
+    const { createKubernetesBackend } = await import("./kubernetes/backend.ts");
+    const kube = await createKubernetesBackend(cfg, logger);
+    logger.info({ mode: kube.info.mode, server: kube.info.server }, "kubernetes backend");
+    return { sessions: kube.sessions, credentials: kube.credentials, authenticators: kube.authenticators, ready: () => kube.ready(), close: () => kube.close() };
+  }
+  const embedded = openEmbeddedStores(cfg);
+  return {
+    sessions: embedded.sessions,
+    credentials: embedded.credentials,
+    authenticators: [],
+    ready: async () => {
+      await embedded.sessions.get("readyz", "readyz");
+      return true;
+    },
+    close: async () => embedded.close(),
+  };
+}
 
 /** A running gateway. */
 export interface RunningServer {
@@ -48,12 +80,14 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   logger.info({ config: redactConfig(cfg) }, "starting turnkey");
 
-  const stores = openEmbeddedStores(cfg);
+  const stores = await openStores(cfg, logger);
   const turnTokens = await TurnTokenIssuer.open(cfg);
-  const devIssuer = cfg.jwksUrl ? undefined : await DevIssuer.open(cfg);
+  // The development issuer exists only on the embedded default without an external JWKS.
+  const devIssuer = cfg.jwksUrl || cfg.backend === "kubernetes" ? undefined : await DevIssuer.open(cfg);
   const authenticator = createAuthenticator({
     turnTokens,
-    jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}) }),
+    ...(devIssuer || cfg.jwksUrl ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}) }) } : {}),
+    members: stores.authenticators,
     ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
     ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
   });
@@ -96,10 +130,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     audit,
     logger,
     ...(devIssuer ? { jwks: async () => devIssuer.jwks() } : {}),
-    ready: async () => {
-      await stores.sessions.get("readyz", "readyz");
-      return true;
-    },
+    ready: stores.ready,
   };
   const app = createApp(deps).listen({
     hostname: cfg.host,
@@ -129,7 +160,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
         await executor.shutdown?.();
         await app.stop(true);
         await audit.close();
-        stores.close();
+        await stores.close();
         logger.info({}, "turnkey stopped");
       })();
       return stopping;
