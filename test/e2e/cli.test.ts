@@ -1,0 +1,116 @@
+/**
+ * End to end through the command line, as an operator uses it: `turnkey serve` as a real
+ * process, `token`, `sessions`, `credentials` on the same data dir, `--help`, `version`, and
+ * configuration errors that name the bad setting.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { spawn, type Subprocess } from "bun";
+import { parseSse } from "../helpers/gateway.ts";
+
+const MAIN = resolve(import.meta.dir, "../../src/main.ts");
+
+/** Run `turnkey ...args` to completion. */
+async function cli(args: string[], opts: { env?: Record<string, string>; stdin?: string } = {}) {
+  const p = spawn([process.execPath, MAIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", ...opts.env },
+    stdin: opts.stdin !== undefined ? new TextEncoder().encode(opts.stdin) : "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [stdout, stderr, code] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text(), p.exited]);
+  return { stdout, stderr, code };
+}
+
+describe("the turnkey command line", () => {
+  let dataDir: string;
+  let server: Subprocess<"ignore", "pipe", "pipe">;
+  let url: string;
+  const env = () => ({ TURNKEY_DATA_DIR: dataDir });
+
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), "turnkey-cli-"));
+    server = spawn([process.execPath, MAIN, "serve", "--port", "0", "--teardown-grace-ms", "500"], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", TURNKEY_DATA_DIR: dataDir },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    // The "listening" log line carries the bound URL.
+    const reader = server.stderr.getReader();
+    let log = "";
+    while (!url) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`server exited: ${log}`);
+      log += new TextDecoder().decode(value);
+      url = /"url":"(http:[^"]+)"/.exec(log)?.[1] ?? "";
+    }
+    // Keep draining the log so the server never blocks on a full pipe.
+    void (async () => {
+      while (!(await reader.read()).done);
+    })().catch(() => {});
+  });
+  afterAll(async () => {
+    server?.kill("SIGTERM");
+    await server?.exited;
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("version and help", async () => {
+    const v = await cli(["version"]);
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^turnkey \d+\.\d+\.\d+/);
+    for (const args of [["--help"], ["serve", "--help"], ["token", "--help"], ["sessions", "--help"], ["credentials", "--help"]]) {
+      const h = await cli(args);
+      expect(h.code).toBe(0);
+      expect(h.stdout).toContain("Usage");
+    }
+  });
+
+  test("usage and configuration errors exit 2 naming the problem", async () => {
+    const bad = await cli(["serve", "--port", "eighty"], { env: env() });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("--port");
+    const badEnv = await cli(["serve"], { env: { ...env(), TURNKEY_RUNNER_COMMAND: "not json" } });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toContain("TURNKEY_RUNNER_COMMAND");
+    const unknown = await cli(["frobnicate"]);
+    expect(unknown.code).toBe(2);
+    const flag = await cli(["serve", "--no-such-flag"]);
+    expect(flag.code).toBe(2);
+  });
+
+  test("operator commands set up a shared session, and a turn runs against the served process", async () => {
+    const created = await cli(["sessions", "create", "--project", "demo", "--session", "ops", "--owner", "alice", "--share", "bob:edit"], { env: env() });
+    expect(created.code).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ ownerId: "alice", collaborators: [{ userId: "bob", role: "edit" }] });
+
+    const set = await cli(["credentials", "set", "--user", "bob", "--provider", "github"], { env: env(), stdin: JSON.stringify({ token: "ghp_cli_bob_token_123456", email: "bob@example.com" }) });
+    expect(set.code).toBe(0);
+    const list = await cli(["credentials", "list", "--user", "bob"], { env: env() });
+    expect(list.stdout).toContain("github");
+    expect(list.stdout).not.toContain("ghp_cli_bob_token_123456");
+    const badJson = await cli(["credentials", "set", "--user", "bob", "--provider", "github"], { env: env(), stdin: "{" });
+    expect(badJson.code).toBe(2);
+
+    const token = (await cli(["token", "--user", "bob", "--name", "Bob"], { env: env() })).stdout.trim();
+    expect(token.split(".")).toHaveLength(3);
+    const res = await fetch(`${url}/api/projects/demo/agentic-sessions/ops/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m1", role: "user", content: "hi" }] }),
+    });
+    const events = parseSse(await res.text());
+    const text = events.filter((e) => e.type === "TEXT_MESSAGE_CONTENT").map((e) => e.delta).join("");
+    expect(text).toContain("Hello, Bob");
+    expect(text).toContain("github");
+    expect(text).toContain("matches");
+    expect(events.at(-1).type).toBe("RUN_FINISHED");
+  });
+
+  test("SIGTERM shuts the server down cleanly", async () => {
+    server.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  });
+});
