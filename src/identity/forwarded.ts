@@ -66,9 +66,10 @@ export class ForwardedHeadersAuthenticator implements Authenticator {
     if (!this.isTrusted(req.remoteAddress)) return null;
     const user = req.headers.get("x-forwarded-user") ?? "";
     const preferred = req.headers.get("x-forwarded-preferred-username") ?? "";
-    const userId = sanitizeUserId(user) || sanitizeUserId(preferred);
+    const raw = sanitizeUserId(user) ? user : preferred;
+    const userId = sanitizeUserId(raw);
     if (!userId) return null;
     const userName = sanitizeDisplayName(preferred) || userId;
-    return { kind: "user", userId, userName, source: "forwarded" };
+    return { kind: "user", userId, userName, source: "forwarded", username: raw };
   }
 }

@@ -125,19 +125,22 @@ export class JwtAuthenticator implements Authenticator {
     // for the credentials audience, or typed as a turn token, is still not a user token.
     const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
     if (aud.includes(TURN_TOKEN_AUDIENCE) || typ === TURN_TOKEN_TYPE) throw invalidToken("not a user token");
-    const userId = this.#userId(payload);
+    const { userId, raw } = this.#userId(payload);
     if (!userId) throw invalidToken("token has no usable user claim");
     const name = typeof payload.name === "string" ? sanitizeDisplayName(payload.name) : "";
-    return { kind: "user", userId, userName: name || userId, source: this.#source };
+    const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === "string" && g.length > 0) : [];
+    // `username`/`groups` as the IdP spelled them: Kubernetes access reviews bind those.
+    return { kind: "user", userId, userName: name || userId, source: this.#source, username: raw, ...(groups.length ? { groups } : {}) };
   }
 
-  #userId(payload: JWTPayload): string {
+  /** The sanitised user ID and the raw claim value it came from (`""` when none is usable). */
+  #userId(payload: JWTPayload): { userId: string; raw: string } {
     for (const claim of this.#claims) {
       const v = payload[claim];
       if (typeof v !== "string") continue;
       const id = sanitizeUserId(v);
-      if (id) return id;
+      if (id) return { userId: id, raw: v };
     }
-    return "";
+    return { userId: "", raw: "" };
   }
 }

@@ -1,11 +1,13 @@
 /**
  * Who is calling, after authentication (DESIGN §1).
- * - `user`: a human, identified by a sanitised user ID.
+ * - `user`: a human, identified by a sanitised user ID. `username`/`groups` are the identity as
+ *   the identity provider named it (e.g. `alice@example.com`, `oidc:alice`), when known: Kubernetes
+ *   RBAC binds those, not the sanitised ID, so SubjectAccessReviews must use them (issue 4 §2).
  * - `turn`: a runner holding a turn token minted for one run; `userId` is the token's `sub`.
  * - `service`: a ServiceAccount / runner bot token; never a user, never an owner.
  */
 export type Principal =
-  | { kind: "user"; userId: string; userName: string; source: "jwt" | "dev" | "forwarded" | "kubernetes" }
+  | { kind: "user"; userId: string; userName: string; source: "jwt" | "dev" | "forwarded" | "kubernetes"; username?: string; groups?: string[] }
   | { kind: "turn"; userId: string; project: string; session: string; runId: string; tokenId: string }
   | { kind: "service"; name: string; project?: string; session?: string };
 
@@ -19,6 +21,23 @@ export function principalSubject(p: Principal): string {
     case "service":
       return `service:${p.name}`;
   }
+}
+
+/** The Kubernetes identity of a user: the original username and groups (see `KubeSubject`). */
+export interface UserSubject {
+  username: string;
+  groups?: string[];
+}
+
+/**
+ * The identity to run access reviews for: the principal's original `username`/`groups` when its
+ * authenticator knew them, else `undefined` (stores then use the sanitised user ID).
+ * @example subjectOf({ kind: "user", userId: "alice-example.com", userName: "Alice", source: "jwt", username: "alice@example.com" })
+ *   // → { username: "alice@example.com" }
+ */
+export function subjectOf(p: { username?: string; groups?: string[] }): UserSubject | undefined {
+  if (!p.username) return undefined;
+  return { username: p.username, ...(p.groups?.length ? { groups: [...p.groups] } : {}) };
 }
 
 /**

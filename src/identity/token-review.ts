@@ -72,7 +72,7 @@ function peekJwt(token: string): { exp?: number; iss?: string; sub?: string } {
  * authenticator that verifies service-account tokens locally can classify them the same way.
  * @throws TurnkeyError 503 `identity_unavailable` when the ServiceAccount cannot be read.
  */
-export async function principalForKubernetesUser(core: CoreV1Api, username: string): Promise<Principal | null> {
+export async function principalForKubernetesUser(core: CoreV1Api, username: string, groups: readonly string[] = []): Promise<Principal | null> {
   const sa = parseServiceAccountUsername(username);
   if (sa) {
     try {
@@ -85,7 +85,9 @@ export async function principalForKubernetesUser(core: CoreV1Api, username: stri
     }
   }
   const userId = sanitizeUserId(username);
-  return userId ? { kind: "user", userId, userName: sanitizeDisplayName(username), source: "kubernetes" } : null;
+  if (!userId) return null;
+  // `username`/`groups` as the API server named them: SubjectAccessReviews must use these.
+  return { kind: "user", userId, userName: sanitizeDisplayName(username), source: "kubernetes", username, ...(groups.length ? { groups: [...groups] } : {}) };
 }
 
 /**
@@ -146,7 +148,7 @@ export class TokenReviewAuthenticator implements Authenticator, BearerAuthentica
     if (!status?.authenticated || !status.user?.username) return negative;
     // The API server answers with the audiences it accepted; demand one of ours.
     if (this.#audiences.length && status.audiences && !status.audiences.some((a) => this.#audiences.includes(a))) return negative;
-    const principal = await principalForKubernetesUser(this.#core, status.user.username);
+    const principal = await principalForKubernetesUser(this.#core, status.user.username, status.user.groups ?? []);
     if (!principal) return negative;
     return { value: { ok: true, principal }, ttlMs: Math.min(untilExp, TOKEN_REVIEW_MAX_TTL_MS) };
   }

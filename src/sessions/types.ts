@@ -39,6 +39,11 @@ export interface SessionStore {
   list(project: string): Promise<Session[]>;
   setCollaborator(project: string, session: string, userId: string, role: CollaboratorRole): Promise<Session>;
   removeCollaborator(project: string, session: string, userId: string): Promise<Session>;
-  /** The role `userId` holds in the session; `none` for strangers and missing sessions. */
-  roleOf(project: string, session: string, userId: string): Promise<SessionRole>;
+  /**
+   * The role `userId` holds in the session; `none` for strangers and missing sessions.
+   * @param subject the user's original username and groups (Principal `username`/`groups`), for
+   *   backends that authorise by the identity provider's names (Kubernetes SubjectAccessReviews);
+   *   the embedded backend ignores it.
+   */
+  roleOf(project: string, session: string, userId: string, subject?: { username: string; groups?: string[] }): Promise<SessionRole>;
 }

@@ -63,7 +63,7 @@ describe("createAuthenticator", () => {
 
   test("user JWT → user principal", async () => {
     expect(await auth.authenticate(bearer(await dev.mint({ userId: "alice", name: "Alice" })))).toEqual({
-      kind: "user", userId: "alice", userName: "Alice", source: "dev",
+      kind: "user", userId: "alice", userName: "Alice", source: "dev", username: "alice",
     });
   });
 

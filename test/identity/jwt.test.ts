@@ -30,7 +30,7 @@ const es256 = () => ({ alg: "ES256", kid: key.kid, typ: "JWT" });
 describe("DevIssuer", () => {
   test("mints a token the JWT authenticator accepts", async () => {
     const token = await issuer.mint({ userId: "alice", name: "Alice A.", email: "alice@example.com" });
-    expect(await jwt.verify(token)).toEqual({ kind: "user", userId: "alice", userName: "Alice A.", source: "dev" });
+    expect(await jwt.verify(token)).toEqual({ kind: "user", userId: "alice", userName: "Alice A.", source: "dev", username: "alice" });
   });
 
   test("default lifetime is 12 h; ttlSeconds overrides", async () => {
@@ -96,21 +96,27 @@ describe("JwtAuthenticator with the development issuer", () => {
 });
 
 describe("user ID claims", () => {
-  const rows: [string, JWTPayload, string | null, string][] = [
-    ["preferred_username first", { preferred_username: "alice", email: "a@x.org", sub: "s1" }, "alice", "alice"],
-    ["then email, sanitised", { email: "alice@example.com", sub: "s1" }, "alice-example.com", "alice-example.com"],
-    ["then sub", { sub: "u-123" }, "u-123", "u-123"],
-    ["unusable preferred_username falls through", { preferred_username: "@@@", email: "bob@x.org" }, "bob-x.org", "bob-x.org"],
-    ["non-string claim skipped", { preferred_username: 42 as unknown as string, sub: "carol" }, "carol", "carol"],
-    ["name claim used, control chars removed", { sub: "dave", name: "Dave\r\nX-Evil: 1" }, "dave", "DaveX-Evil: 1"],
-    ["nothing usable", { email: "" }, null, ""],
+  // [case, claims, user ID, user name, username (the raw claim, for access reviews)]
+  const rows: [string, JWTPayload, string | null, string, string][] = [
+    ["preferred_username first", { preferred_username: "alice", email: "a@x.org", sub: "s1" }, "alice", "alice", "alice"],
+    ["then email, sanitised", { email: "alice@example.com", sub: "s1" }, "alice-example.com", "alice-example.com", "alice@example.com"],
+    ["then sub", { sub: "u-123" }, "u-123", "u-123", "u-123"],
+    ["unusable preferred_username falls through", { preferred_username: "@@@", email: "bob@x.org" }, "bob-x.org", "bob-x.org", "bob@x.org"],
+    ["non-string claim skipped", { preferred_username: 42 as unknown as string, sub: "carol" }, "carol", "carol", "carol"],
+    ["name claim used, control chars removed", { sub: "dave", name: "Dave\r\nX-Evil: 1" }, "dave", "DaveX-Evil: 1", "dave"],
+    ["nothing usable", { email: "" }, null, "", ""],
   ];
-  for (const [name, claims, id, userName] of rows)
+  for (const [name, claims, id, userName, username] of rows)
     test(name, async () => {
       const token = await sign(key.privateKey, es256(), { iss: "turnkey-dev", aud: "turnkey", exp: nowSec() + 60, ...claims });
       if (id === null) expect(await errorOf(() => jwt.verify(token))).toEqual({ status: 401, code: "invalid_token" });
-      else expect(await jwt.verify(token)).toEqual({ kind: "user", userId: id, userName, source: "dev" });
+      else expect(await jwt.verify(token)).toEqual({ kind: "user", userId: id, userName, source: "dev", username });
     });
+
+  test("a groups claim (strings only) is kept for access reviews", async () => {
+    const token = await sign(key.privateKey, es256(), { ...good(), preferred_username: "frank", groups: ["devs", 7, "", "ops"] });
+    expect(await jwt.verify(token)).toMatchObject({ userId: "frank", username: "frank", groups: ["devs", "ops"] });
+  });
 
   test("configured claim order is honoured", async () => {
     const bySub = new JwtAuthenticator({ config: { ...claimsCfg, userClaims: ["sub"] }, devIssuer: issuer });
@@ -167,7 +173,7 @@ describe("JwtAuthenticator with a remote JWKS", () => {
   test("RS256 and ES256 tokens from the JWKS verify", async () => {
     const a = auth();
     expect(await a.verify(await sign(rsa.privateKey, { alg: "RS256", kid: "rsa-1" }, claims()))).toEqual({
-      kind: "user", userId: "erin-example.com", userName: "erin-example.com", source: "jwt",
+      kind: "user", userId: "erin-example.com", userName: "erin-example.com", source: "jwt", username: "erin@example.com",
     });
     expect((await a.verify(await sign(ec.privateKey, { alg: "ES256", kid: "ec-1" }, claims()))).kind).toBe("user");
   });

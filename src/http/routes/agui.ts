@@ -12,6 +12,7 @@ import { RunAgentInputSchema } from "@ag-ui/core/schemas";
 import { TurnkeyError } from "../../errors.ts";
 import { newRunId } from "../../runner/turn-service.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
+import { subjectOf } from "../../identity/principal.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
 import { createSseChannel, SSE_HEADERS } from "../sse.ts";
 
@@ -41,7 +42,8 @@ export const aguiRoutes = (deps: AppDeps) =>
     async ({ params, body, request, server, set }) => {
       const user = requireUser(await authenticate(deps, request, server));
       const input = completeRunInput(body as Record<string, unknown>, params.session);
-      const turn = await deps.turns.prepare({ userId: user.userId, userName: user.userName }, params.project, params.session, input);
+      const subject = subjectOf(user);
+      const turn = await deps.turns.prepare({ userId: user.userId, userName: user.userName, ...(subject ? { subject } : {}) }, params.project, params.session, input);
       const wantsStream = (request.headers.get("accept") ?? "").includes("text/event-stream");
 
       const abort = new AbortController();

@@ -17,7 +17,7 @@ import { isProvider, PROVIDERS, type ProviderName } from "../../credentials/prov
 import { parseCredential } from "../../credentials/schemas.ts";
 import { credentialResponse } from "../../credentials/responses.ts";
 import { decideCredentialAccess } from "../../rbac/credential-access.ts";
-import { principalSubject } from "../../identity/principal.ts";
+import { principalSubject, subjectOf } from "../../identity/principal.ts";
 import { sanitizeUserId } from "../../names.ts";
 import type { SessionRole } from "../../sessions/types.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
@@ -84,7 +84,7 @@ export const sessionCredentialRoutes = (deps: AppDeps) =>
         } else {
           // Store failures propagate as 503 (fail closed).
           ownerId = (await deps.sessions.get(project, session))?.ownerId ?? null;
-          if (p.kind === "user" && ownerId !== null) userRole = await deps.sessions.roleOf(project, session, p.userId);
+          if (p.kind === "user" && ownerId !== null) userRole = await deps.sessions.roleOf(project, session, p.userId, subjectOf(p));
         }
       }
       const decision = decideCredentialAccess({

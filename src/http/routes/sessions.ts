@@ -12,14 +12,26 @@ import { forbidden, notFound, TurnkeyError } from "../../errors.ts";
 import { sanitizeUserId } from "../../names.ts";
 import { mayPerform, type SessionAction } from "../../rbac/session-access.ts";
 import type { Session } from "../../sessions/types.ts";
+import { subjectOf, type UserSubject } from "../../identity/principal.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { Dns1123, SessionParams } from "../schemas.ts";
 
-/** Load a session and check that `userId` may perform `action` on it. Strangers get 404-equivalent 403. */
-export async function authorizeSession(deps: Pick<AppDeps, "sessions">, project: string, session: string, userId: string, action: SessionAction): Promise<Session> {
+/**
+ * Load a session and check that `userId` may perform `action` on it. Strangers get 404-equivalent 403.
+ * @param subject the caller's original username/groups (`subjectOf(principal)`), for access reviews.
+ * @throws TurnkeyError 404 `session_not_found`, 403 `forbidden`, 503 `store_unavailable`.
+ */
+export async function authorizeSession(
+  deps: Pick<AppDeps, "sessions">,
+  project: string,
+  session: string,
+  userId: string,
+  action: SessionAction,
+  subject?: UserSubject,
+): Promise<Session> {
   const s = await deps.sessions.get(project, session);
   if (!s) throw notFound("session not found", "session_not_found");
-  const role = await deps.sessions.roleOf(project, session, userId);
+  const role = await deps.sessions.roleOf(project, session, userId, subject);
   if (!mayPerform(role, action)) throw forbidden(`your role (${role}) does not allow ${action} on this session`);
   return s;
 }
@@ -45,7 +57,7 @@ export const sessionRoutes = (deps: AppDeps) =>
         const user = requireUser(await authenticate(deps, request, server));
         const all = await deps.sessions.list(params.project);
         const visible: Session[] = [];
-        for (const s of all) if (mayPerform(await deps.sessions.roleOf(params.project, s.name, user.userId), "read")) visible.push(s);
+        for (const s of all) if (mayPerform(await deps.sessions.roleOf(params.project, s.name, user.userId, subjectOf(user)), "read")) visible.push(s);
         return { items: visible };
       },
       { params: t.Object({ project: Dns1123 }) },
@@ -54,7 +66,7 @@ export const sessionRoutes = (deps: AppDeps) =>
       "/:session",
       async ({ params, request, server }) => {
         const user = requireUser(await authenticate(deps, request, server));
-        return authorizeSession(deps, params.project, params.session, user.userId, "read");
+        return authorizeSession(deps, params.project, params.session, user.userId, "read", subjectOf(user));
       },
       { params: SessionParams },
     )
@@ -63,7 +75,7 @@ export const sessionRoutes = (deps: AppDeps) =>
       async ({ params, body, request, server }) => {
         const user = requireUser(await authenticate(deps, request, server));
         if (deps.sessions.readOnly) throw readOnly();
-        await authorizeSession(deps, params.project, params.session, user.userId, "manage");
+        await authorizeSession(deps, params.project, params.session, user.userId, "manage", subjectOf(user));
         const target = sanitizeUserId(params.userId);
         if (!target) throw new TurnkeyError(400, "validation_failed", "userId is empty after sanitising");
         return deps.sessions.setCollaborator(params.project, params.session, target, body.role);
@@ -78,7 +90,7 @@ export const sessionRoutes = (deps: AppDeps) =>
       async ({ params, request, server }) => {
         const user = requireUser(await authenticate(deps, request, server));
         if (deps.sessions.readOnly) throw readOnly();
-        await authorizeSession(deps, params.project, params.session, user.userId, "manage");
+        await authorizeSession(deps, params.project, params.session, user.userId, "manage", subjectOf(user));
         return deps.sessions.removeCollaborator(params.project, params.session, sanitizeUserId(params.userId));
       },
       { params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }) },

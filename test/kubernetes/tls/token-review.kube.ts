@@ -67,9 +67,16 @@ describe("TokenReviewAuthenticator", () => {
     expect(await auth("t")).toEqual({ kind: "service", name: "system:serviceaccount:proj:impostor", project: "proj" });
   });
 
-  test("a human user → user principal: sanitised ID, original name", async () => {
+  test("a human user → user principal: sanitised ID, original name, original username and groups for access reviews", async () => {
     api.tokens.set("human", { username: "oidc:Carol@Example.com", groups: ["devs"] });
-    expect(await auth("human")).toEqual({ kind: "user", userId: "oidc-Carol-Example.com", userName: "oidc:Carol@Example.com", source: "kubernetes" });
+    expect(await auth("human")).toEqual({
+      kind: "user",
+      userId: "oidc-Carol-Example.com",
+      userName: "oidc:Carol@Example.com",
+      source: "kubernetes",
+      username: "oidc:Carol@Example.com",
+      groups: ["devs"],
+    });
   });
 
   test("reviews carry spec.audiences = TURNKEY_TOKEN_AUDIENCES; a token for another audience is 401", async () => {
