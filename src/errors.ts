@@ -22,6 +22,7 @@ export type ErrorCode =
   | "credential_not_found"
   | "session_exists"
   | "session_busy"
+  | "run_not_found"
   | "method_not_allowed"
   | "read_only_backend"
   | "identity_unavailable"

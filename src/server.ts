@@ -21,6 +21,7 @@ import { createAuditSink } from "./audit/audit.ts";
 import { openEmbeddedStores } from "./store/index.ts";
 import { ActiveRunMap } from "./sessions/active-runs.ts";
 import { SessionEventBus } from "./sessions/event-bus.ts";
+import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { LocalRunnerSupervisor } from "./runner/supervisor.ts";
 import type { TurnExecutor } from "./runner/types.ts";
@@ -93,7 +94,9 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   });
   const audit = createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger });
   const activeRuns = new ActiveRunMap();
-  const bus = new SessionEventBus();
+  const bus = new SessionEventBus(new SessionEventLog(cfg.dataDir, cfg.eventsRetention), (err) =>
+    logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
+  );
   let boundPort = cfg.port;
   const executor =
     opts.executor ??

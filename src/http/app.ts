@@ -9,6 +9,8 @@ import { sessionRoutes } from "./routes/sessions.ts";
 import { sessionCredentialRoutes, userCredentialRoutes } from "./routes/credentials.ts";
 import { aguiRoutes } from "./routes/agui.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { aguiLiveRoutes } from "./routes/agui-live.ts";
+import { aguiWsRoutes } from "./routes/agui-ws.ts";
 
 /** Compose the app. Every error leaves as `{error, code}`; unexpected ones as a bare 500. */
 export function createApp(deps: AppDeps) {
@@ -29,7 +31,9 @@ export function createApp(deps: AppDeps) {
     .use(sessionRoutes(deps))
     .use(userCredentialRoutes(deps))
     .use(sessionCredentialRoutes(deps))
-    .use(aguiRoutes(deps));
+    .use(aguiRoutes(deps))
+    .use(aguiLiveRoutes(deps))
+    .use(aguiWsRoutes(deps));
 }
 
 export type App = ReturnType<typeof createApp>;

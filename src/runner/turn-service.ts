@@ -89,6 +89,7 @@ export class TurnService {
     }
     if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
 
+    input = stampSender(input, sender);
     const startedAt = Date.now();
     const deadline = startedAt + d.turnTimeoutMs;
     const runId = input.runId;
@@ -116,11 +117,29 @@ export class TurnService {
     };
   }
 
-  /** Abort a live turn (interrupt); returns whether it was live. */
-  interrupt(project: string, session: string, runId: string): boolean {
+  /**
+   * Interrupt a live turn (issue 3 §5): ask the executor (SIGINT to a local runner's process
+   * group, `POST /interrupt` to a remote one); if the turn has not ended `graceMs` later, abort it,
+   * which tears it down with RUN_ERROR. Either way the turn ends with a terminal event.
+   * @returns false when the run is not live.
+   */
+  async interrupt(project: string, session: string, runId: string, graceMs: number): Promise<boolean> {
     const c = this.#live.get(`${project}/${session}/${runId}`);
-    c?.abort(new TurnkeyError(409, "bad_request", "interrupted"));
-    return c !== undefined;
+    if (!c) return false;
+    let asked = false;
+    try {
+      asked = (await this.#d.executor.interrupt?.(runId)) ?? false;
+    } catch {
+      asked = false;
+    }
+    if (!asked) c.abort(new Error("interrupted"));
+    else setTimeout(() => c.abort(new Error("interrupted")), graceMs).unref?.();
+    return true;
+  }
+
+  /** The executor's capabilities JSON, or undefined when it does not say (issue 3 §7). */
+  async capabilities(ctx: { project: string; session: string }): Promise<Record<string, unknown> | undefined> {
+    return this.#d.executor.capabilities?.(ctx);
   }
 
   /** Abort every live turn (gateway shutdown); their teardown runs as usual. */
@@ -137,13 +156,23 @@ export class TurnService {
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
     const deadlineTimer = setTimeout(() => controller.abort(new Error("deadline")), Math.max(0, run.deadline - Date.now()));
-    const publish: TurnEmit = (e, raw) => {
+    const deliver: TurnEmit = (e, raw) => {
       try {
         emit(e, raw);
       } catch {
         /* the caller's stream is gone; the turn still finishes and tears down */
       }
       d.bus.publish(run.project, run.session, run.runId, e);
+    };
+    // Every participant learns who sent the turn: right after RUN_STARTED, a MESSAGES_SNAPSHOT of
+    // the input with the sender stamped on its user messages (issue 3 §4).
+    let snapshotSent = false;
+    const publish: TurnEmit = (e, raw) => {
+      deliver(e, raw);
+      if (!snapshotSent && e.type === EventType.RUN_STARTED) {
+        snapshotSent = true;
+        deliver({ type: EventType.MESSAGES_SNAPSHOT, messages: input.messages } as BaseEvent);
+      }
     };
     let outcome: TurnOutcome = { status: "error", message: "turn did not run" };
     try {
@@ -206,6 +235,19 @@ export class TurnService {
     for (const [p, v] of entries) if (v) out[p] = v;
     return out as TurnContext["credentials"];
   }
+}
+
+/**
+ * Stamp `metadata.senderId` / `metadata.senderDisplayName` on every user message, overwriting
+ * whatever the client sent: a participant cannot put words in someone else's mouth.
+ */
+export function stampSender(input: RunAgentInput, sender: Sender): RunAgentInput {
+  return {
+    ...input,
+    messages: input.messages.map((m) =>
+      m.role === "user" ? ({ ...m, metadata: { ...(m as { metadata?: object }).metadata, senderId: sender.userId, senderDisplayName: sender.userName } } as typeof m) : m,
+    ),
+  };
 }
 
 /** A fresh run ID (UUID v4), per DESIGN §2.1 step 2. */

@@ -1,0 +1,119 @@
+/**
+ * `GET /api/projects/:project/agentic-sessions/:session/agui/ws` (issue 3 §6), on Elysia's
+ * built-in `.ws()`:
+ * - Authenticated at upgrade: `Authorization: Bearer <token>`, or for browsers (which cannot set
+ *   headers on a WebSocket) the subprotocol `bearer.<token>`. The caller must be able to watch
+ *   the session (owner, edit, view). Failure closes with 1008 (policy violation, RFC 6455 §7.4.1).
+ * - Client → server: `{"type":"run","input":RunAgentInput}`. Authorization is checked again for
+ *   every run message, so a collaborator removed mid-connection cannot start another turn
+ *   (removed entirely → 1008; downgraded to view → an error frame).
+ * - Server → client: every AG-UI event of the session as a JSON text frame (this connection's
+ *   turns and everyone else's), and `{"type":"error","error","code"}` frames for refused messages.
+ * A turn started on a connection is aborted (with full teardown) when that connection closes.
+ */
+import { Elysia } from "elysia";
+import { TurnkeyError } from "../../errors.ts";
+import { subjectOf, type Principal } from "../../identity/principal.ts";
+import { mayPerform } from "../../rbac/session-access.ts";
+import type { AppDeps } from "../context.ts";
+import { SessionParams } from "../schemas.ts";
+import { completeRunInput } from "./agui.ts";
+
+const BEARER_PROTOCOL = /^bearer\.(.+)$/;
+
+/**
+ * Close codes a server may send (RFC 6455 §7.4.1): 1005, 1006 and 1015 are reserved for
+ * reporting and must never appear in a Close frame; anything outside 1000-4999 is invalid.
+ * Such codes become 1011 (internal error).
+ */
+export function safeCloseCode(code: number): number {
+  if (code === 1005 || code === 1006 || code === 1015 || code < 1000 || code > 4999 || (code >= 1016 && code < 3000)) return 1011;
+  return code;
+}
+
+/** The bearer token from the header, else from a `bearer.<token>` subprotocol. */
+export function wsBearer(headers: Headers): { authorization?: string; protocol?: string } {
+  const auth = headers.get("authorization");
+  if (auth) return { authorization: auth };
+  for (const p of (headers.get("sec-websocket-protocol") ?? "").split(",").map((s) => s.trim())) {
+    const m = BEARER_PROTOCOL.exec(p);
+    if (m) return { authorization: `Bearer ${m[1]}`, protocol: p };
+  }
+  return {};
+}
+
+interface Conn {
+  unsubscribe: () => void;
+  runs: Set<AbortController>;
+}
+
+export const aguiWsRoutes = (deps: AppDeps) => {
+  const conns = new Map<string, Conn>();
+
+  const authenticateWs = async (request: Request): Promise<Extract<Principal, { kind: "user" }> | null> => {
+    const { authorization } = wsBearer(request.headers);
+    if (!authorization) return null;
+    try {
+      const p = await deps.authenticator.authenticate({ headers: new Headers({ authorization }) });
+      return p?.kind === "user" ? p : null;
+    } catch {
+      return null;
+    }
+  };
+
+  return new Elysia({ name: "aguiWsRoutes" }).ws("/api/projects/:project/agentic-sessions/:session/agui/ws", {
+    params: SessionParams,
+    // Browsers fail the handshake unless the server selects one of the offered subprotocols.
+    upgrade({ request }) {
+      const { protocol } = wsBearer(request.headers);
+      return protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
+    },
+    async open(ws) {
+      const { project, session } = ws.data.params;
+      const user = await authenticateWs(ws.data.request);
+      if (!user) return ws.close(1008, "authentication failed");
+      const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
+      if (!mayPerform(role, "watch")) return ws.close(1008, "not a participant of this session");
+      const unsubscribe = deps.bus.subscribe(project, session, (event) => {
+        ws.send(JSON.stringify(event));
+      });
+      conns.set(ws.id, { unsubscribe, runs: new Set() });
+    },
+    async message(ws, message) {
+      const conn = conns.get(ws.id);
+      if (!conn) return;
+      const { project, session } = ws.data.params;
+      const fail = (err: unknown) => {
+        const e = err instanceof TurnkeyError ? err : new TurnkeyError(500, "internal_error", "internal error");
+        ws.send(JSON.stringify({ type: "error", error: e.message, code: e.code }));
+      };
+      const msg = message as { type?: unknown; input?: unknown } | null;
+      if (!msg || typeof msg !== "object" || msg.type !== "run" || typeof msg.input !== "object" || msg.input === null)
+        return fail(new TurnkeyError(400, "bad_request", 'expected {"type":"run","input":RunAgentInput}'));
+      // Re-authenticate and re-authorise for every turn: tokens expire, collaborators are removed.
+      const user = await authenticateWs(ws.data.request);
+      if (!user) return ws.close(1008, "authentication failed");
+      try {
+        const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user));
+        if (role === "none") return ws.close(1008, "no longer a participant of this session");
+        if (!mayPerform(role, "run")) throw new TurnkeyError(403, "forbidden", "view collaborators may watch but not send turns");
+        const input = completeRunInput(msg.input as Record<string, unknown>, session);
+        const subject = subjectOf(user);
+        const turn = await deps.turns.prepare({ userId: user.userId, userName: user.userName, ...(subject ? { subject } : {}) }, project, session, input);
+        const abort = new AbortController();
+        conn.runs.add(abort);
+        // Events reach this socket through the session subscription, like everyone else's.
+        void turn.execute(() => {}, abort.signal).finally(() => conn.runs.delete(abort));
+      } catch (err) {
+        fail(err);
+      }
+    },
+    close(ws) {
+      const conn = conns.get(ws.id);
+      if (!conn) return;
+      conns.delete(ws.id);
+      conn.unsubscribe();
+      for (const a of conn.runs) a.abort();
+    },
+  });
+};
