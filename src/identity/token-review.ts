@@ -70,6 +70,8 @@ function peekJwt(token: string): { exp?: number; iss?: string; sub?: string } {
 /**
  * Maps a Kubernetes username to a principal, reading ServiceAccounts as needed. Exported so a JWT
  * authenticator that verifies service-account tokens locally can classify them the same way.
+ * `username`/`groups` end up on `user` principals for access reviews: a human's own, and for an
+ * access key the service account's (the key's RoleBindings, not everything its creator may do).
  * @throws TurnkeyError 503 `identity_unavailable` when the ServiceAccount cannot be read.
  */
 export async function principalForKubernetesUser(core: CoreV1Api, username: string, groups: readonly string[] = []): Promise<Principal | null> {
@@ -77,7 +79,10 @@ export async function principalForKubernetesUser(core: CoreV1Api, username: stri
   if (sa) {
     try {
       const obj = await core.readNamespacedServiceAccount({ name: sa.name, namespace: sa.namespace });
-      return classifyServiceAccount({ ...sa, labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {} });
+      const p = classifyServiceAccount({ ...sa, labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {} });
+      // An access key acts as its creator (their credentials) with the key's own RBAC: access
+      // reviews are made for the service account, so a key can do no more than it was bound to.
+      return p.kind === "user" ? { ...p, username, ...(groups.length ? { groups: [...groups] } : {}) } : p;
     } catch (err) {
       // A deleted account keeps no labels: it is an ordinary service account of its namespace.
       if (isNotFound(err)) return classifyServiceAccount(sa);

@@ -43,10 +43,17 @@ describe("TokenReviewAuthenticator", () => {
     expect(api.count(KUBE_PATHS.serviceAccount("proj", "ambient-session-s1"))).toBe(1);
   });
 
-  test("access-key SA with created-by annotation → that user", async () => {
-    api.tokens.set("key-tok", { username: "system:serviceaccount:proj:ak-123" });
+  test("access-key SA with created-by annotation → that user, access-reviewed as the key's service account", async () => {
+    api.tokens.set("key-tok", { username: "system:serviceaccount:proj:ak-123", groups: ["system:serviceaccounts"] });
     api.serviceAccounts.set("proj/ak-123", { labels: { app: "ambient-access-key" }, annotations: { "ambient-code.io/created-by-user-id": "bob@example.com" } });
-    expect(await auth("key-tok")).toEqual({ kind: "user", userId: "bob-example.com", userName: "bob-example.com", source: "kubernetes" });
+    expect(await auth("key-tok")).toEqual({
+      kind: "user",
+      userId: "bob-example.com",
+      userName: "bob-example.com",
+      source: "kubernetes",
+      username: "system:serviceaccount:proj:ak-123",
+      groups: ["system:serviceaccounts"],
+    });
   });
 
   test("access-key SA without the annotation is not a user", async () => {
