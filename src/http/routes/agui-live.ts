@@ -49,6 +49,8 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const afterSeq = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;
         let unsubscribe = () => {};
         const channel = createSseChannel({ heartbeatMs: deps.config.heartbeatMs, onCancel: () => unsubscribe() });
+        // A first comment flushes the response headers even when there is nothing to replay.
+        channel.sendRaw(utf8.encode(": connected\n\n"));
         // Replay and subscribe in one synchronous step: no event can slip in between.
         let last = afterSeq;
         for (const r of deps.bus.log?.replay(params.project, params.session, afterSeq) ?? []) {

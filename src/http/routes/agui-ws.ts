@@ -45,6 +45,14 @@ export function wsBearer(headers: Headers): { authorization?: string; protocol?:
 interface Conn {
   unsubscribe: () => void;
   runs: Set<AbortController>;
+  /** Resolves true once the connection is authenticated and subscribed, false if refused. */
+  ready: Promise<boolean>;
+}
+
+/** Close with 1008 (policy violation) and report the connection as refused. */
+function fail1008(ws: { close(code: number, reason: string): void }, reason: string): false {
+  ws.close(1008, reason);
+  return false;
 }
 
 export const aguiWsRoutes = (deps: AppDeps) => {
@@ -68,20 +76,26 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const { protocol } = wsBearer(request.headers);
       return protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
     },
-    async open(ws) {
+    open(ws) {
       const { project, session } = ws.data.params;
-      const user = await authenticateWs(ws.data.request);
-      if (!user) return ws.close(1008, "authentication failed");
-      const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
-      if (!mayPerform(role, "watch")) return ws.close(1008, "not a participant of this session");
-      const unsubscribe = deps.bus.subscribe(project, session, (event) => {
-        ws.send(JSON.stringify(event));
-      });
-      conns.set(ws.id, { unsubscribe, runs: new Set() });
+      // Register at once: a client may send its first message before authentication finishes.
+      const conn: Conn = { unsubscribe: () => {}, runs: new Set(), ready: Promise.resolve(false) };
+      conns.set(ws.id, conn);
+      conn.ready = (async () => {
+        const user = await authenticateWs(ws.data.request);
+        if (!user) return fail1008(ws, "authentication failed");
+        const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
+        if (!mayPerform(role, "watch")) return fail1008(ws, "not a participant of this session");
+        if (!conns.has(ws.id)) return false; // closed meanwhile
+        conn.unsubscribe = deps.bus.subscribe(project, session, (event) => {
+          ws.send(JSON.stringify(event));
+        });
+        return true;
+      })();
     },
     async message(ws, message) {
       const conn = conns.get(ws.id);
-      if (!conn) return;
+      if (!conn || !(await conn.ready)) return;
       const { project, session } = ws.data.params;
       const fail = (err: unknown) => {
         const e = err instanceof TurnkeyError ? err : new TurnkeyError(500, "internal_error", "internal error");

@@ -1,0 +1,88 @@
+/**
+ * Live stream readers for end-to-end tests: an SSE subscription and a WebSocket client that
+ * collect events and let a test wait for one.
+ */
+import { parseSse } from "./gateway.ts";
+
+export interface Collector {
+  events: any[];
+  /** Resolve with the first collected event matching `pred` (waits up to `ms`). */
+  waitFor(pred: (e: any) => boolean, ms?: number): Promise<any>;
+  close(): void;
+}
+
+function collector(close: () => void): Collector & { push(e: any): void } {
+  const events: any[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    events,
+    push(e) {
+      events.push(e);
+      for (const w of [...waiters]) w();
+    },
+    waitFor(pred, ms = 10_000) {
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const hit = events.find(pred);
+          if (hit === undefined) return false;
+          waiters.delete(check);
+          clearTimeout(timer);
+          resolve(hit);
+          return true;
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`timed out; saw ${events.map((e) => e.type ?? JSON.stringify(e)).join(",")}`));
+        }, ms);
+        if (!check()) waiters.add(check);
+      });
+    },
+    close,
+  };
+}
+
+/** Subscribe to an SSE URL; also returns the response status and the raw `id:` lines seen. */
+export async function openSse(url: string, token: string, headers: Record<string, string> = {}): Promise<Collector & { status: number; ids: number[] }> {
+  const ac = new AbortController();
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", ...headers }, signal: ac.signal });
+  const c = collector(() => ac.abort());
+  const ids: number[] = [];
+  if (res.status === 200 && res.body) {
+    void (async () => {
+      const reader = res.body!.getReader();
+      const dec = new TextDecoder();
+      let buf = "";
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true });
+        let i: number;
+        while ((i = buf.indexOf("\n\n")) >= 0) {
+          const block = buf.slice(0, i + 2);
+          buf = buf.slice(i + 2);
+          const id = /^id: (\d+)$/m.exec(block)?.[1];
+          if (id) ids.push(Number(id));
+          for (const e of parseSse(block)) c.push(e);
+        }
+      }
+    })().catch(() => {});
+  } else {
+    await res.body?.cancel();
+  }
+  return Object.assign(c, { status: res.status, ids });
+}
+
+/** Open a WebSocket; resolves once open (or closed). Frames are parsed as JSON. */
+export async function openWs(url: string, opts: { token?: string; protocolToken?: string }): Promise<Collector & { ws: WebSocket; closed: Promise<{ code: number; reason: string }>; send(v: unknown): void }> {
+  const init: Record<string, unknown> = {};
+  if (opts.token) init.headers = { authorization: `Bearer ${opts.token}` };
+  if (opts.protocolToken) init.protocols = [`bearer.${opts.protocolToken}`];
+  const ws = new WebSocket(url.replace(/^http/, "ws"), init as never);
+  const c = collector(() => ws.close());
+  ws.onmessage = (m) => c.push(JSON.parse(String(m.data)));
+  const closed = new Promise<{ code: number; reason: string }>((resolve) => {
+    ws.onclose = (e) => resolve({ code: e.code, reason: e.reason });
+  });
+  await Promise.race([new Promise((r) => (ws.onopen = r)), closed]);
+  return Object.assign(c, { ws, closed, send: (v: unknown) => ws.send(JSON.stringify(v)) });
+}
