@@ -2,12 +2,26 @@
  * Server-Sent Events framing for AG-UI streams (WHATWG HTML §9.2): each event is
  * `data: <json>\n\n` (framed by @ag-ui/encoder), and `: heartbeat\n\n` comment lines keep
  * proxies and the client from cutting a quiet stream.
+ *
+ * Bounded buffering (issue 3): `send` is synchronous and never waits for the client, so a client
+ * that stops reading makes the channel's queue grow. The queue is measured in bytes; once more
+ * than `maxQueuedBytes` would be queued, the channel drops that chunk, queues one final
+ * `RUN_ERROR` (`code: "client_too_slow"`), closes, and calls `onOverflow` (default `onCancel`),
+ * which aborts the turn and so the runner (teardown as on a disconnect). A client that resumes
+ * reading gets everything queued so far, then that RUN_ERROR, then the end of the stream.
+ * Memory per stream is thus about `maxQueuedBytes` plus what Bun and the kernel hold for the
+ * socket (a few MiB, measured under Bun 1.4) plus one chunk.
  */
-import type { BaseEvent } from "@ag-ui/core";
+import { EventType, type BaseEvent } from "@ag-ui/core";
 import { EventEncoder } from "@ag-ui/encoder";
 
 const textEncoder = new TextEncoder();
 const HEARTBEAT = textEncoder.encode(": heartbeat\n\n");
+
+/** Default per-stream queue cap, bytes (8 MiB). */
+export const DEFAULT_SSE_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+/** RUN_ERROR code sent when a client reads too slowly (see the module doc). */
+export const CLIENT_TOO_SLOW = "client_too_slow";
 
 /** Headers for an SSE response; `X-Accel-Buffering: no` stops nginx-style proxies buffering it. */
 export const SSE_HEADERS = {
@@ -27,20 +41,33 @@ export interface SseChannel {
   /** End the stream. Idempotent. */
   close(): void;
   readonly closed: boolean;
+  /** Bytes enqueued and not yet taken by the response body. */
+  readonly queuedBytes: number;
 }
 
-/**
- * Create an SSE channel.
- * @param opts.heartbeatMs send `: heartbeat` when nothing was sent for this long (ms).
- * @param opts.onCancel called once when the client goes away (the body stream is cancelled).
- */
-export function createSseChannel(opts: { heartbeatMs: number; onCancel?: () => void }): SseChannel {
+/** Options of `createSseChannel`. */
+export interface SseChannelOptions {
+  /** Send `: heartbeat` when nothing was sent for this long (ms); skipped while bytes are still queued. */
+  heartbeatMs: number;
+  /** Called once when the client goes away (the body stream is cancelled). */
+  onCancel?: () => void;
+  /** Queue cap in bytes; default `DEFAULT_SSE_MAX_QUEUED_BYTES`. A chunk into an empty queue is always accepted. */
+  maxQueuedBytes?: number;
+  /** Called once when the cap is hit (after the final RUN_ERROR is queued); default `onCancel`. */
+  onOverflow?: () => void;
+}
+
+/** Create an SSE channel (see the module doc for the buffering cap). */
+export function createSseChannel(opts: SseChannelOptions): SseChannel {
+  const maxQueued = opts.maxQueuedBytes ?? DEFAULT_SSE_MAX_QUEUED_BYTES;
   const encoder = new EventEncoder();
   let controller!: ReadableStreamDefaultController<Uint8Array>;
   let closed = false;
   let lastSent = Date.now();
+  // Queue size in bytes: with highWaterMark 0 and a byte-length size, desiredSize = -queued.
+  const queued = () => Math.max(0, -(controller.desiredSize ?? 0));
   const timer = setInterval(() => {
-    if (Date.now() - lastSent >= opts.heartbeatMs) write(HEARTBEAT);
+    if (Date.now() - lastSent >= opts.heartbeatMs && queued() === 0) write(HEARTBEAT);
   }, Math.max(50, Math.min(opts.heartbeatMs, 1000)));
 
   const stop = () => {
@@ -48,8 +75,21 @@ export function createSseChannel(opts: { heartbeatMs: number; onCancel?: () => v
     closed = true;
     clearInterval(timer);
   };
+  const overflow = () => {
+    const event = { type: EventType.RUN_ERROR, message: `Client too slow: more than ${maxQueued} bytes waiting to be read`, code: CLIENT_TOO_SLOW, timestamp: Date.now() };
+    try {
+      controller.enqueue(textEncoder.encode(encoder.encodeSSE(event as BaseEvent)));
+      controller.close();
+    } catch {
+      /* cancelled meanwhile */
+    }
+    stop();
+    (opts.onOverflow ?? opts.onCancel)?.();
+  };
   const write = (bytes: Uint8Array) => {
     if (closed) return;
+    const q = queued();
+    if (q > 0 && q + bytes.byteLength > maxQueued) return overflow();
     try {
       controller.enqueue(bytes);
       lastSent = Date.now();
@@ -57,15 +97,18 @@ export function createSseChannel(opts: { heartbeatMs: number; onCancel?: () => v
       stop();
     }
   };
-  const stream = new ReadableStream<Uint8Array>({
-    start(c) {
-      controller = c;
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(c) {
+        controller = c;
+      },
+      cancel() {
+        stop();
+        opts.onCancel?.();
+      },
     },
-    cancel() {
-      stop();
-      opts.onCancel?.();
-    },
-  });
+    { highWaterMark: 0, size: (chunk) => chunk?.byteLength ?? 0 },
+  );
   return {
     stream,
     send: (event) => write(textEncoder.encode(encoder.encodeSSE(event))),
@@ -81,6 +124,9 @@ export function createSseChannel(opts: { heartbeatMs: number; onCancel?: () => v
     },
     get closed() {
       return closed;
+    },
+    get queuedBytes() {
+      return queued();
     },
   };
 }
