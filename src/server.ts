@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
-import { dataPath, publicBaseUrl, redactConfig } from "./config.ts";
+import { publicBaseUrl, redactConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import type { AppDeps } from "./http/context.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -23,7 +23,7 @@ import { ActiveRunMap } from "./sessions/active-runs.ts";
 import { SessionEventBus } from "./sessions/event-bus.ts";
 import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
-import { LocalRunnerSupervisor } from "./runner/supervisor.ts";
+import { createTurnExecutor } from "./runner/select.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 
 /** The stores and backend-specific authenticators of the configured backend (DESIGN §4). */
@@ -98,17 +98,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
   );
   let boundPort = cfg.port;
-  const executor =
-    opts.executor ??
-    new LocalRunnerSupervisor({
-      command: cfg.runnerCommand,
-      passthrough: cfg.runnerEnvPassthrough,
-      graceMs: cfg.teardownGraceMs,
-      githubHosts: cfg.githubHosts,
-      gitlabHosts: cfg.gitlabHosts,
-      turnsRoot: dataPath(cfg, "turns"),
-      logger,
-    });
+  const executor = opts.executor ?? createTurnExecutor(cfg, logger);
   const turns = new TurnService({
     sessions: stores.sessions,
     credentials: stores.credentials,

@@ -1,0 +1,39 @@
+/**
+ * Which `TurnExecutor` the gateway uses (issue 3): `runnerUrl` set → `RemoteRunnerProxy`
+ * (remote mode, nothing is spawned); else `runnerProtocol: "http"` → `HttpRunnerSupervisor`
+ * (per-turn subprocess serving AG-UI on `$PORT`); else `LocalRunnerSupervisor` (per-turn
+ * subprocess speaking AG-UI JSON lines on stdout, the default).
+ */
+import type { Config } from "../config.ts";
+import { dataPath } from "../config.ts";
+import { HttpRunnerSupervisor } from "./http-runner.ts";
+import { RemoteRunnerProxy } from "./remote.ts";
+import { LocalRunnerSupervisor, type SupervisorLogger } from "./supervisor.ts";
+import type { TurnExecutor } from "./types.ts";
+
+/**
+ * Build the executor the configuration asks for.
+ * @throws ConfigError for an unusable runner URL template, an empty command or a bad host entry.
+ */
+export function createTurnExecutor(cfg: Config, logger: SupervisorLogger): TurnExecutor {
+  if (cfg.runnerUrl) {
+    return new RemoteRunnerProxy({
+      urlTemplate: cfg.runnerUrl,
+      ...(cfg.runnerSessionTokenFile ? { sessionTokenFile: cfg.runnerSessionTokenFile } : {}),
+      logger,
+    });
+  }
+  const local = {
+    command: cfg.runnerCommand,
+    passthrough: cfg.runnerEnvPassthrough,
+    graceMs: cfg.teardownGraceMs,
+    githubHosts: cfg.githubHosts,
+    gitlabHosts: cfg.gitlabHosts,
+    turnsRoot: dataPath(cfg, "turns"),
+    logger,
+  };
+  if (cfg.runnerProtocol === "http") {
+    return new HttpRunnerSupervisor({ ...local, ...(cfg.runnerSessionTokenFile ? { sessionTokenFile: cfg.runnerSessionTokenFile } : {}) });
+  }
+  return new LocalRunnerSupervisor(local);
+}
