@@ -47,6 +47,12 @@ const ConfigSchema = T.Object({
   jwtIssuer: T.String({ minLength: 1 }),
   jwtAudience: T.String({ minLength: 1 }),
   jwksUrl: T.Optional(T.String({ pattern: "^https?://" })),
+  /**
+   * Where user-JWT keys come from when `jwksUrl` is unset: `off` (the development issuer on the
+   * embedded backend; no JWT member on kubernetes) or `serviceaccount` (kubernetes only: OIDC
+   * discovery of the cluster's service-account issuer, which must equal `jwtIssuer`).
+   */
+  oidcDiscovery: T.Union([T.Literal("off"), T.Literal("serviceaccount")]),
   /** Claims tried in order for the user ID. */
   userClaims: T.Array(T.String({ minLength: 1 }), { minItems: 1 }),
   /** Addresses whose `X-Forwarded-User` headers are honoured (DESIGN §5). */
@@ -86,6 +92,7 @@ export function defaultConfig(): Config {
     logLevel: "info",
     jwtIssuer: "turnkey-dev",
     jwtAudience: "turnkey",
+    oidcDiscovery: "off",
     userClaims: ["preferred_username", "email", "sub"],
     trustedProxies: [],
     eventsRetention: 10000,
@@ -123,6 +130,7 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_JWT_ISSUER: ["jwtIssuer", "string"],
   TURNKEY_JWT_AUDIENCE: ["jwtAudience", "string"],
   TURNKEY_JWKS_URL: ["jwksUrl", "string"],
+  TURNKEY_OIDC_DISCOVERY: ["oidcDiscovery", "string"],
   TURNKEY_USER_CLAIMS: ["userClaims", "list"],
   TURNKEY_TRUSTED_PROXIES: ["trustedProxies", "list"],
   TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],
@@ -202,6 +210,12 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   out.dataDir = resolve(out.dataDir);
   if (out.masterKey !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(out.masterKey))
     throw new ConfigError(sources.masterKey ?? "TURNKEY_MASTER_KEY", "expected 32 bytes as base64url (43 characters, no padding)");
+  if (out.oidcDiscovery === "serviceaccount") {
+    const setting = sources.oidcDiscovery ?? "TURNKEY_OIDC_DISCOVERY";
+    if (out.backend !== "kubernetes") throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_BACKEND=kubernetes");
+    if (out.jwksUrl) throw new ConfigError(setting, "set either TURNKEY_JWKS_URL or serviceaccount discovery, not both");
+    if (!sources.jwtIssuer) throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_JWT_ISSUER set to the cluster's service-account issuer (pinned)");
+  }
   return out;
 }
 

@@ -25,6 +25,7 @@ import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { createTurnExecutor } from "./runner/select.ts";
 import type { TurnExecutor } from "./runner/types.ts";
+import type { JWTVerifyGetKey } from "jose";
 
 /** The stores and backend-specific authenticators of the configured backend (DESIGN §4). */
 interface Stores {
@@ -33,6 +34,8 @@ interface Stores {
   authenticators: BearerAuthenticator[];
   ready(): Promise<boolean>;
   close(): Promise<void>;
+  /** User-JWT keys by issuer discovery (`TURNKEY_OIDC_DISCOVERY=serviceaccount`). */
+  jwtKeySource?: () => Promise<{ issuer: string; keys: JWTVerifyGetKey }>;
 }
 
 /** Open the embedded (bun:sqlite) or Kubernetes backend. @throws ConfigError / the backend's start-up error. */
@@ -41,7 +44,14 @@ async function openStores(cfg: Config, logger: Logger): Promise<Stores> {
     const { createKubernetesBackend } = await import("./kubernetes/backend.ts");
     const kube = await createKubernetesBackend(cfg, logger);
     logger.info({ mode: kube.info.mode, server: kube.info.server }, "kubernetes backend");
-    return { sessions: kube.sessions, credentials: kube.credentials, authenticators: kube.authenticators, ready: () => kube.ready(), close: () => kube.close() };
+    return {
+      sessions: kube.sessions,
+      credentials: kube.credentials,
+      authenticators: kube.authenticators,
+      ready: () => kube.ready(),
+      close: () => kube.close(),
+      ...(cfg.oidcDiscovery === "serviceaccount" ? { jwtKeySource: () => kube.serviceAccountIssuer() } : {}),
+    };
   }
   const embedded = openEmbeddedStores(cfg);
   return {
@@ -87,7 +97,9 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   const devIssuer = cfg.jwksUrl || cfg.backend === "kubernetes" ? undefined : await DevIssuer.open(cfg);
   const authenticator = createAuthenticator({
     turnTokens,
-    ...(devIssuer || cfg.jwksUrl ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}) }) } : {}),
+    ...(devIssuer || cfg.jwksUrl || stores.jwtKeySource
+      ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}), ...(!cfg.jwksUrl && stores.jwtKeySource ? { keySource: stores.jwtKeySource } : {}) }) }
+      : {}),
     members: stores.authenticators,
     ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
     ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),

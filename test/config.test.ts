@@ -29,6 +29,10 @@ describe("loadConfig", () => {
     [{ TURNKEY_BACKEND: "etcd" }, "TURNKEY_BACKEND"],
     [{ TURNKEY_MASTER_KEY: "short" }, "TURNKEY_MASTER_KEY"],
     [{ TURNKEY_RUNNER_ENV_PASSTHROUGH: "OK,bad-name" }, "TURNKEY_RUNNER_ENV_PASSTHROUGH"],
+    [{ TURNKEY_OIDC_DISCOVERY: "google" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_JWT_ISSUER: "https://kubernetes.default.svc" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes", TURNKEY_JWT_ISSUER: "https://k", TURNKEY_JWKS_URL: "https://idp/jwks" }, "TURNKEY_OIDC_DISCOVERY"],
   ] as const)("%p is refused naming %s", (env, setting) => {
     try {
       loadConfig(env as Record<string, string>);
@@ -38,6 +42,12 @@ describe("loadConfig", () => {
       expect((err as ConfigError).setting).toBe(setting);
       expect((err as Error).message).toContain(setting);
     }
+  });
+
+  test("serviceaccount OIDC discovery: kubernetes backend, pinned issuer, no JWKS URL", () => {
+    const c = loadConfig({ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes", TURNKEY_JWT_ISSUER: "https://kubernetes.default.svc.cluster.local" });
+    expect([c.oidcDiscovery, c.jwtIssuer]).toEqual(["serviceaccount", "https://kubernetes.default.svc.cluster.local"]);
+    expect(loadConfig({}).oidcDiscovery).toBe("off");
   });
 
   test("a bad flag is named as a flag", () => {

@@ -1,13 +1,19 @@
 /**
  * User bearer JWTs (DESIGN §5 `jwt`): `Authorization: Bearer <jwt>` (RFC 6750 §2.1) verified by
- * jose against a remote JWKS (`TURNKEY_JWKS_URL`, the production IdP) or the development
- * issuer's key, with pinned issuer, audience and algorithms and a 30 s clock tolerance.
+ * jose against a remote JWKS (`TURNKEY_JWKS_URL`, the production IdP), a discovered key set
+ * (`keySource`: the cluster's service-account issuer with `TURNKEY_OIDC_DISCOVERY=serviceaccount`,
+ * issue 4 §4) or the development issuer's key, with pinned issuer, audience and algorithms and a
+ * 30 s clock tolerance.
  *
- * Fail closed (DESIGN §7 rule 4): when the JWKS cannot be fetched (timeout, refused, non-200,
- * unparsable) the request gets 503 `identity_unavailable`, never a fallback identity.
+ * Fail closed (DESIGN §7 rule 4): when the keys cannot be fetched or discovered (timeout, refused,
+ * non-200, unparsable, a discovered issuer other than the pinned one) the request gets 503
+ * `identity_unavailable`, never a fallback identity.
+ *
+ * A user claim naming a Kubernetes service account (`system:serviceaccount:…`) is refused: service
+ * accounts are classified by TokenReview (src/identity/token-review.ts), never made users here.
  */
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, TurnkeyError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import { sanitizeDisplayName, sanitizeUserId } from "../names.ts";
 import type { Authenticator, Principal } from "./principal.ts";
@@ -30,7 +36,13 @@ const TOKEN_FAULT_KEY_CODES: ReadonlySet<string> = new Set(["ERR_JWKS_NO_MATCHIN
 export interface JwtAuthenticatorOptions {
   /** Pinned `iss`, `aud`, the JWKS URL (unset = dev issuer) and the user-ID claims in order. */
   config: Pick<Config, "jwtIssuer" | "jwtAudience" | "jwksUrl" | "userClaims">;
-  /** Required when `config.jwksUrl` is unset: its key set verifies tokens (ES256 only). */
+  /**
+   * Keys from issuer discovery, used when `config.jwksUrl` is unset: called per verification (the
+   * source memoises), its `issuer` must equal `config.jwtIssuer`. A rejection is 503. Example:
+   * `() => kube.serviceAccountIssuer()` (src/kubernetes/oidc-discovery.ts).
+   */
+  keySource?: () => Promise<{ issuer: string; keys: JWTVerifyGetKey }>;
+  /** Used when neither `config.jwksUrl` nor `keySource` is given: its key set verifies tokens (ES256 only). */
   devIssuer?: DevIssuer;
   /** Timeout of one JWKS fetch, ms; default `JWKS_TIMEOUT_MS`. */
   jwksTimeoutMs?: number;
@@ -68,15 +80,22 @@ export class JwtAuthenticator implements Authenticator {
         timeoutDuration: opts.jwksTimeoutMs ?? JWKS_TIMEOUT_MS,
         ...(opts.jwksCacheMaxAgeMs !== undefined ? { cacheMaxAge: opts.jwksCacheMaxAgeMs } : {}),
       });
-      // Errors raised while *getting* the key set are the IdP's fault, not the token's: 503.
+      this.#getKey = keyFaultsAre503(remote);
+      this.#algorithms = [...JWKS_ALGORITHMS];
+      this.#source = "jwt";
+    } else if (opts.keySource) {
+      const source = opts.keySource;
+      const pinned = config.jwtIssuer;
       this.#getKey = async (header, token) => {
+        let found: { issuer: string; keys: JWTVerifyGetKey };
         try {
-          return await remote(header, token);
+          found = await source();
         } catch (err) {
-          const code = (err as { code?: unknown } | null)?.code;
-          if (typeof code === "string" && TOKEN_FAULT_KEY_CODES.has(code)) throw err;
-          throw identityUnavailable(err);
+          throw err instanceof TurnkeyError ? err : identityUnavailable(err);
         }
+        // Discovery names the issuer; we trust it only if it is the one we were told to pin.
+        if (found.issuer !== pinned) throw identityUnavailable(new Error(`discovered issuer ${found.issuer} is not TURNKEY_JWT_ISSUER`));
+        return keyFaultsAre503(found.keys)(header, token);
       };
       this.#algorithms = [...JWKS_ALGORITHMS];
       this.#source = "jwt";
@@ -127,6 +146,7 @@ export class JwtAuthenticator implements Authenticator {
     if (aud.includes(TURN_TOKEN_AUDIENCE) || typ === TURN_TOKEN_TYPE) throw invalidToken("not a user token");
     const { userId, raw } = this.#userId(payload);
     if (!userId) throw invalidToken("token has no usable user claim");
+    if (raw.startsWith("system:serviceaccount:")) throw invalidToken("service-account tokens are not user tokens");
     const name = typeof payload.name === "string" ? sanitizeDisplayName(payload.name) : "";
     const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === "string" && g.length > 0) : [];
     // `username`/`groups` as the IdP spelled them: Kubernetes access reviews bind those.
@@ -143,4 +163,20 @@ export class JwtAuthenticator implements Authenticator {
     }
     return { userId: "", raw: "" };
   }
+}
+
+/**
+ * Wrap a jose key resolver so that failures to *get* keys (fetch errors, timeouts, bad JWKS) are
+ * 503 `identity_unavailable`, while "no key matches the token's `kid`" stays the token's fault (401).
+ */
+function keyFaultsAre503(keys: JWTVerifyGetKey): JWTVerifyGetKey {
+  return async (header, token) => {
+    try {
+      return await keys(header, token);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === "string" && TOKEN_FAULT_KEY_CODES.has(code)) throw err;
+      throw identityUnavailable(err);
+    }
+  };
 }

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
-import { ConfigError } from "../../src/errors.ts";
+import { createLocalJWKSet, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } from "jose";
+import { ConfigError, TurnkeyError } from "../../src/errors.ts";
 import { defaultConfig } from "../../src/config.ts";
 import { DevIssuer } from "../../src/identity/dev-issuer.ts";
 import { JwtAuthenticator } from "../../src/identity/jwt.ts";
@@ -202,4 +202,39 @@ describe("JwtAuthenticator with a remote JWKS", () => {
     const token = await sign(rsa.privateKey, { alg: "RS256", kid: "rsa-1" }, claims());
     expect(await errorOf(() => auth(`http://127.0.0.1:${deadPort}/jwks`).verify(token))).toEqual(unavailable);
   });
+});
+
+describe("JwtAuthenticator with a discovered key set (keySource)", () => {
+  const cluster = { jwtIssuer: "https://kubernetes.default.svc.cluster.local", jwtAudience: "turnkey", userClaims: base.userClaims };
+  let pair: Awaited<ReturnType<typeof generateKeyPair>>;
+  let keys: ReturnType<typeof createLocalJWKSet>;
+  beforeAll(async () => {
+    pair = await generateKeyPair("ES256");
+    keys = createLocalJWKSet({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "sa-1", alg: "ES256" }] });
+  });
+  const token = (claims: JWTPayload = {}) =>
+    sign(pair.privateKey, { alg: "ES256", kid: "sa-1" }, { iss: cluster.jwtIssuer, aud: "turnkey", preferred_username: "bob@example.com", exp: nowSec() + 300, ...claims });
+  const unavailable = { status: 503, code: "identity_unavailable" };
+
+  // [case, what discovery yields, claims, expected]
+  const rows: [string, "ok" | "other-issuer" | "rejects" | "throws-503", JWTPayload, unknown][] = [
+    ["discovered issuer = pinned issuer → user, raw username kept", "ok", {}, { kind: "user", userId: "bob-example.com", source: "jwt", username: "bob@example.com" }],
+    ["discovered issuer ≠ pinned issuer → 503 (never trust an unpinned issuer)", "other-issuer", {}, unavailable],
+    ["discovery rejects with a plain error → 503", "rejects", {}, unavailable],
+    ["discovery rejects with its own 503 → that 503", "throws-503", {}, unavailable],
+    ["token for another issuer → 401", "ok", { iss: "https://evil.example" }, { status: 401, code: "invalid_token" }],
+    ["service-account subject → 401 (TokenReview classifies those, never the JWT path)", "ok", { preferred_username: "system:serviceaccount:demo:ambient-session-s1" }, { status: 401, code: "invalid_token" }],
+  ];
+  for (const [name, mode, claims, expected] of rows)
+    test(name, async () => {
+      const keySource = async () => {
+        if (mode === "rejects") throw new Error("ECONNREFUSED");
+        if (mode === "throws-503") throw new TurnkeyError(503, "identity_unavailable", "down");
+        return { issuer: mode === "other-issuer" ? "https://elsewhere" : cluster.jwtIssuer, keys };
+      };
+      const a = new JwtAuthenticator({ config: cluster, keySource });
+      const t = await token(claims);
+      if ((expected as { kind?: string }).kind) expect(await a.verify(t)).toMatchObject(expected as object);
+      else expect(await errorOf(() => a.verify(t))).toEqual(expected as { status: number; code: string });
+    });
 });
