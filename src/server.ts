@@ -26,6 +26,7 @@ import { TurnService } from "./runner/turn-service.ts";
 import { createTurnExecutor } from "./runner/select.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 import type { JWTVerifyGetKey } from "jose";
+import { createGatewayMetrics } from "./metrics/registry.ts";
 
 /** The stores and backend-specific authenticators of the configured backend (DESIGN §4). */
 interface Stores {
@@ -34,6 +35,8 @@ interface Stores {
   authenticators: BearerAuthenticator[];
   ready(): Promise<boolean>;
   close(): Promise<void>;
+  /** Backend counters for `/metrics` (kubernetes: cache hits/misses/sizes). */
+  metrics?: () => Record<string, number>;
   /** User-JWT keys by issuer discovery (`TURNKEY_OIDC_DISCOVERY=serviceaccount`). */
   jwtKeySource?: () => Promise<{ issuer: string; keys: JWTVerifyGetKey }>;
 }
@@ -50,6 +53,7 @@ async function openStores(cfg: Config, logger: Logger): Promise<Stores> {
       authenticators: kube.authenticators,
       ready: () => kube.ready(),
       close: () => kube.close(),
+      metrics: () => kube.metrics(),
       ...(cfg.oidcDiscovery === "serviceaccount" ? { jwtKeySource: () => kube.serviceAccountIssuer() } : {}),
     };
   }
@@ -104,8 +108,10 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
     ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
   });
-  const audit = createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger });
   const activeRuns = new ActiveRunMap();
+  // Turn and credential-decision counters are derived from the audit records (src/metrics/registry.ts).
+  const metrics = createGatewayMetrics({ activeRuns: () => activeRuns.size, ...(stores.metrics ? { kube: stores.metrics } : {}) });
+  const audit = metrics.countAudit(createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger }));
   const bus = new SessionEventBus(new SessionEventLog(cfg.dataDir, cfg.eventsRetention), (err) =>
     logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
   );
@@ -136,6 +142,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     logger,
     ...(devIssuer ? { jwks: async () => devIssuer.jwks() } : {}),
     ready: stores.ready,
+    metrics,
   };
   const app = createApp(deps).listen({
     hostname: cfg.host,

@@ -9,6 +9,7 @@ import { sessionRoutes } from "./routes/sessions.ts";
 import { sessionCredentialRoutes, userCredentialRoutes } from "./routes/credentials.ts";
 import { aguiRoutes } from "./routes/agui.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { aguiLiveRoutes } from "./routes/agui-live.ts";
 import { aguiWsRoutes } from "./routes/agui-ws.ts";
 
@@ -28,6 +29,7 @@ export function createApp(deps: AppDeps) {
       return response;
     })
     .use(healthRoutes(deps))
+    .use(metricsRoutes(deps))
     .use(sessionRoutes(deps))
     .use(userCredentialRoutes(deps))
     .use(sessionCredentialRoutes(deps))

@@ -28,6 +28,8 @@ export interface AppDeps {
   jwks?: () => Promise<{ keys: object[] }>;
   /** Readiness probe: resolves true when the stores answer. */
   ready: () => Promise<boolean>;
+  /** Prometheus exposition for `GET /metrics` (src/metrics/registry.ts); unset = 404. */
+  metrics?: { readonly contentType: string; render(): Promise<string> };
 }
 
 /** Authentication outcome as data: `failure` carries the 401/503 reason. */

@@ -254,6 +254,26 @@ describe("fail closed when the API server fails", () => {
     expect((await gw.api("GET", GH, { token: "tok-fresh" })).body.token).toBe(ALICE_GH);
   });
 
+});
+
+describe("observability and cost", () => {
+  test("GET /metrics: Kubernetes cache hits and misses and gateway counters, without user IDs or secrets", async () => {
+    const res = await fetch(`${gw.url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toStartWith("text/plain");
+    const text = await res.text();
+    const value = (series: string) => Number(new RegExp(`^${series.replace(/[{}"]/g, "\\$&")} (\\d+)$`, "m").exec(text)?.[1] ?? NaN);
+    for (const cache of ["sessions", "sars", "token_reviews"]) {
+      expect(value(`turnkey_kube_cache_hits_total{cache="${cache}"}`)).toBeGreaterThan(0);
+      expect(value(`turnkey_kube_cache_misses_total{cache="${cache}"}`)).toBeGreaterThan(0);
+    }
+    expect(value("turnkey_turns_started_total")).toBeGreaterThanOrEqual(3);
+    expect(value('turnkey_turns_ended_total{outcome="finished"}')).toBeGreaterThanOrEqual(3);
+    expect(value('turnkey_credential_decisions_total{decision="allow",reason="turn_sender",provider="github"}')).toBeGreaterThanOrEqual(3);
+    expect(value('turnkey_credential_decisions_total{decision="deny",reason="not_sender",provider="github"}')).toBeGreaterThanOrEqual(1);
+    for (const leak of ["example.com", "tok-", "ghp_", "pairing"]) expect(text).not.toContain(leak);
+  });
+
   test("a warm credential read costs exactly one Secret GET", async () => {
     await gw.api("GET", GH, { token: T.alice });
     api.resetCounts();
