@@ -44,6 +44,8 @@ export interface TurnServiceDeps {
   providers: readonly ProviderName[];
   /** Turn deadline from its start (ms). */
   turnTimeoutMs: number;
+  /** How long a new turn waits for a finished turn's teardown before 409 (ms); default 10000. */
+  teardownWaitMs?: number;
   /** Base URL runners call back on, ending in `/api`. */
   credentialsUrl: () => string;
 }
@@ -68,6 +70,12 @@ export class TurnService {
   #d: TurnServiceDeps;
   /** Abort controllers of live turns, for interrupt and shutdown. */
   #live = new Map<string, AbortController>();
+  /**
+   * Runs that have sent their terminal event and are only tearing down, per session: a new turn
+   * waits for them (bounded) instead of being refused with 409. Watchers see RUN_FINISHED before
+   * teardown ends; without this, a client that answers at once would race the teardown.
+   */
+  #finishing = new Map<string, Set<Promise<void>>>();
 
   constructor(deps: TurnServiceDeps) {
     this.#d = deps;
@@ -95,6 +103,7 @@ export class TurnService {
     const runId = input.runId;
     // Register before anything else can see the turn: the token is only valid while this entry lives.
     const pending: ActiveRun = { project, session, runId, threadId: input.threadId, userId: sender.userId, userName: sender.userName, startedAt, deadline, tokenId: "" };
+    await this.#awaitFinishing(project, session);
     d.activeRuns.begin(pending);
     let minted: { token: string; tokenId: string };
     try {
@@ -150,6 +159,9 @@ export class TurnService {
   async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome> {
     const d = this.#d;
     const key = `${run.project}/${run.session}/${run.runId}`;
+    let finishing: (() => void) | undefined;
+    let endTeardown!: () => void;
+    const teardown = new Promise<void>((r) => (endTeardown = r));
     const controller = new AbortController();
     this.#live.set(key, controller);
     const onAbort = () => controller.abort(signal.reason);
@@ -168,6 +180,7 @@ export class TurnService {
     // the input with the sender stamped on its user messages (issue 3 §4).
     let snapshotSent = false;
     const publish: TurnEmit = (e, raw) => {
+      if (!finishing && (e.type === EventType.RUN_FINISHED || e.type === EventType.RUN_ERROR)) finishing = this.#markFinishing(run, teardown);
       deliver(e, raw);
       if (!snapshotSent && e.type === EventType.RUN_STARTED) {
         snapshotSent = true;
@@ -212,6 +225,8 @@ export class TurnService {
       clearTimeout(deadlineTimer);
       signal.removeEventListener("abort", onAbort);
       this.#live.delete(key);
+      endTeardown();
+      finishing?.();
       d.turnTokens.revoke(run.tokenId);
       d.activeRuns.end(run.project, run.session, run.runId);
       d.audit.write({
@@ -225,6 +240,32 @@ export class TurnService {
         durationMs: Date.now() - run.startedAt,
       });
     }
+  }
+
+  /** Record that `run` only tears down now; returns the function that forgets it. */
+  #markFinishing(run: ActiveRun, teardown: Promise<void>): () => void {
+    const key = `${run.project}/${run.session}`;
+    let set = this.#finishing.get(key);
+    if (!set) this.#finishing.set(key, (set = new Set()));
+    set.add(teardown);
+    return () => {
+      set.delete(teardown);
+      if (set.size === 0) this.#finishing.delete(key);
+    };
+  }
+
+  /**
+   * When every active run of the session has already ended and is only tearing down, wait for
+   * that (at most `teardownWaitMs`) so the next turn is not refused; otherwise return at once and
+   * let the concurrency gate decide.
+   */
+  async #awaitFinishing(project: string, session: string): Promise<void> {
+    const pending = this.#finishing.get(`${project}/${session}`);
+    if (!pending || pending.size === 0) return;
+    if (this.#d.activeRuns.forSession(project, session).length > pending.size) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([Promise.all(pending), new Promise<void>((r) => (timer = setTimeout(r, this.#d.teardownWaitMs ?? 10_000)))]);
+    clearTimeout(timer);
   }
 
   /** Every configured provider, read in parallel; missing ones are absent. Rejects on store failure. */

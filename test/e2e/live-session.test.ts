@@ -59,6 +59,7 @@ describe("live view for every participant", () => {
   test("a late watcher replays stored events; Last-Event-ID resumes after what it saw", async () => {
     const r = await runTurn(gw, "demo", "live", tok.bob!);
     const runId = r.events[0].runId;
+    await gw.idle();
     const late = await openSse(`${gw.url}${base}/agui/events`, tok.carol!);
     await late.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === runId);
     const lastSeen = late.ids.at(-1)!;
@@ -78,6 +79,7 @@ describe("live view for every participant", () => {
     expect(r.body).toEqual({ runId: expect.any(String), threadId: "live" });
     await w.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === r.body.runId);
     w.close();
+    await gw.idle();
   });
 
   test("capabilities of the local runner", async () => {
@@ -90,9 +92,11 @@ describe("live view for every participant", () => {
   test("WebSocket: run, receive events, revoke the collaborator, next run refused; bad token → 1008", async () => {
     const sock = await openWs(`${gw.url}${base}/agui/ws`, { protocolToken: tok.bob! });
     expect(sock.ws.protocol).toBe(`bearer.${tok.bob}`);
+    await gw.idle();
     sock.send({ type: "run", input: { runId: "ws-run-1", messages: [{ id: "m", role: "user", content: "over ws" }] } });
     const done = await sock.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === "ws-run-1");
     expect(done).toBeDefined();
+    await gw.idle();
     expect(sock.events.find((e) => e.type === "CUSTOM" && e.name === "whoami").value.user).toBe("bob");
 
     sock.send({ type: "nonsense" });
@@ -111,6 +115,7 @@ describe("live view for every participant", () => {
   });
 
   test("WebSocket: a view collaborator watches but cannot run", async () => {
+    await gw.idle();
     const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: tok.carol! });
     sock.send({ type: "run", input: { messages: [{ id: "m", role: "user", content: "x" }] } });
     expect((await sock.waitFor((e) => e.type === "error")).code).toBe("forbidden");
@@ -152,5 +157,26 @@ describe("interrupt", () => {
     const events = (await turn).events;
     expect(events.at(-1).type).toBe("RUN_ERROR");
     expect(gw.server.deps.activeRuns.size).toBe(0);
+  });
+});
+
+describe("back-to-back turns", () => {
+  test("a turn sent the moment a watcher sees RUN_FINISHED waits for teardown instead of 409", async () => {
+    // The runner lingers after RUN_FINISHED and ignores SIGTERM: each teardown takes the 1 s grace.
+    const gw = await startGateway({ TURNKEY_RUNNER_COMMAND: runner("linger") });
+    try {
+      const alice = await gw.token("alice");
+      await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: alice, body: { name: "live" } });
+      const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: alice });
+      for (let i = 0; i < 3; i++) {
+        sock.send({ type: "run", input: { runId: `b2b-${i}`, messages: [{ id: "m", role: "user", content: "x" }] } });
+        await sock.waitFor((e) => (e.type === "RUN_FINISHED" || e.type === "error") && (e.runId === `b2b-${i}` || e.type === "error"));
+      }
+      expect(sock.events.filter((e) => e.type === "error")).toEqual([]);
+      expect(sock.events.filter((e) => e.type === "RUN_FINISHED")).toHaveLength(3);
+      sock.close();
+    } finally {
+      await gw.stop();
+    }
   });
 });

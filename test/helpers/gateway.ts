@@ -17,6 +17,8 @@ export interface TestGateway {
   token(userId: string, name?: string): Promise<string>;
   /** JSON request helper; returns status and parsed body (or text). */
   api(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  /** Wait (up to `ms`) until no turn is active: watchers see RUN_FINISHED before teardown ends. */
+  idle(ms?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,13 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
     server,
     token: (userId, name) => issuer.mint({ userId, ...(name ? { name } : {}) }),
     api,
+    async idle(ms = 10_000) {
+      const end = Date.now() + ms;
+      while (server.deps.activeRuns.size > 0) {
+        if (Date.now() > end) throw new Error("turns still active");
+        await Bun.sleep(10);
+      }
+    },
     async stop() {
       await server.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+export {};
 /**
  * Benchmark runner: RUN_STARTED, `BURST_EVENTS` text deltas (default from forwardedProps.events,
  * else 0), RUN_FINISHED, as fast as stdout takes them. Each delta carries its send time (epoch ms,
