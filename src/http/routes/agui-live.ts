@@ -14,7 +14,7 @@ import { notFound } from "../../errors.ts";
 import { subjectOf } from "../../identity/principal.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { RunIdString, SessionParams } from "../schemas.ts";
-import { createSseChannel, SSE_HEADERS } from "../sse.ts";
+import { createSseChannel, DEFAULT_SSE_MAX_QUEUED_BYTES, SSE_HEADERS } from "../sse.ts";
 import { authorizeSession } from "./sessions.ts";
 
 const encoder = new EventEncoder();
@@ -48,13 +48,21 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const lastId = Number(request.headers.get("last-event-id") ?? "0");
         const afterSeq = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;
         let unsubscribe = () => {};
-        const channel = createSseChannel({ heartbeatMs: deps.config.heartbeatMs, onCancel: () => unsubscribe() });
+        // The replay is bounded by the retention; the queue cap leaves room for all of it on top
+        // of the usual allowance for live events, so a long history is not "client too slow".
+        const replay = (deps.bus.log?.replay(params.project, params.session, afterSeq) ?? []).map((r) => ({ seq: r.seq, bytes: frameWithId(r.event, r.seq) }));
+        const replayBytes = replay.reduce((n, r) => n + r.bytes.byteLength, 0);
+        const channel = createSseChannel({
+          heartbeatMs: deps.config.heartbeatMs,
+          maxQueuedBytes: DEFAULT_SSE_MAX_QUEUED_BYTES + replayBytes,
+          onCancel: () => unsubscribe(),
+        });
         // A first comment flushes the response headers even when there is nothing to replay.
         channel.sendRaw(utf8.encode(": connected\n\n"));
         // Replay and subscribe in one synchronous step: no event can slip in between.
         let last = afterSeq;
-        for (const r of deps.bus.log?.replay(params.project, params.session, afterSeq) ?? []) {
-          channel.sendRaw(frameWithId(r.event, r.seq));
+        for (const r of replay) {
+          channel.sendRaw(r.bytes);
           last = r.seq;
         }
         unsubscribe = deps.bus.subscribe(params.project, params.session, (event, meta) => {
