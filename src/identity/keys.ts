@@ -4,15 +4,14 @@
  *
  * Creation is atomic and never clobbers: the key is written to a temporary file and hard-linked
  * into place, so two processes starting at once agree on one key (the loser reads the winner's).
- * An existing file is refused when it is a symlink, not a regular file, or group/world-accessible,
- * the same rules `store/keys.ts` applies to raw key files.
+ * An existing file is refused when it is a symlink, not a regular file, or group/world-accessible:
+ * the file handling is `store/keys.ts`'s `readOrCreatePrivateFile`, the same code as raw key files.
  */
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from "jose";
-import { closeSync, constants, existsSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { randomBytes } from "node:crypto";
-import { basename, dirname, join } from "node:path";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError } from "../errors.ts";
-import { ensureDataDir } from "../store/keys.ts";
+import { readOrCreatePrivateFile } from "../store/keys.ts";
 
 /** File name of the development user issuer's key. */
 export const DEV_ISSUER_KEY_FILE = "dev-issuer.jwk";
@@ -32,66 +31,10 @@ export interface SigningKey {
 }
 
 /**
- * Read the text file at `path`, or create it with `make()` (mode 0600) when it does not exist,
- * atomically: written to a private temporary file, fsynced, and published with `link(2)`, which
- * fails with EEXIST rather than replace a concurrent winner's file (the loser then reads that).
- * The parent directory is created with mode 0700. Same rules as `store/keys.ts` for raw keys.
- * @returns the file's content.
- * @throws ConfigError (naming the path) when the file is a symlink, not a regular file, group- or
- *   world-accessible, or cannot be read or created. Messages never contain the content.
- */
-export function readOrCreateFile(path: string, make: () => string): string {
-  const existing = readPrivateFile(path);
-  if (existing !== null) return existing;
-  ensureDataDir(dirname(path));
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  try {
-    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-    try {
-      writeSync(fd, make());
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    try {
-      linkSync(tmp, path);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  } catch (err) {
-    throw new ConfigError(path, `cannot create key file: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
-  } finally {
-    rmSync(tmp, { force: true });
-  }
-  const stored = readPrivateFile(path);
-  if (stored === null) throw new ConfigError(path, "key file vanished right after creation");
-  return stored;
-}
-
-/** The content of a private (0600-ish, regular, not symlinked) file, or `null` if absent. */
-function readPrivateFile(path: string): string | null {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOENT") return null;
-    throw new ConfigError(path, code === "ELOOP" ? "key file is a symbolic link; refusing it" : `cannot open key file: ${code ?? "error"}`);
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new ConfigError(path, "key file is not a regular file");
-    if ((st.mode & 0o077) !== 0)
-      throw new ConfigError(path, `key file is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`);
-    return readFileSync(fd, "utf8");
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * Load the ES256 key in `<dataDir>/<fileName>`, generating it on first use.
- * @throws ConfigError naming the file when it exists but is not an ES256 private JWK.
+ * Load the ES256 key in `<dataDir>/<fileName>`, generating it on first use (mode 0600, parent
+ * directory 0700, race-free creation as `readOrCreatePrivateFile`).
+ * @throws ConfigError naming the file when it exists but is not an ES256 private JWK, or is a
+ *   symlink, not a regular file, group/world-accessible, or cannot be read or created.
  * @example
  * const key = await loadOrCreateSigningKey(cfg.dataDir, TURN_SIGNING_KEY_FILE);
  */
@@ -99,7 +42,7 @@ export async function loadOrCreateSigningKey(dataDir: string, fileName: string):
   const path = join(dataDir, fileName);
   let fresh: string | undefined;
   if (!existsSync(path)) fresh = await newPrivateJwkText();
-  const text = readOrCreateFile(path, () => fresh ?? "");
+  const text = Buffer.from(readOrCreatePrivateFile(path, () => fresh ?? "")).toString("utf8");
   let jwk: JWK;
   try {
     jwk = JSON.parse(text) as JWK;

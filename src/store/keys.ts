@@ -7,6 +7,8 @@
  * Creation is race-free between processes: the key is written to a private temporary file and
  * published with `link(2)`, which fails if the name already exists (O_EXCL semantics), so two
  * processes starting at once end up reading the same key instead of overwriting each other's.
+ * `readPrivateFile`/`readOrCreatePrivateFile` are that core for any private file (the signing-key
+ * JWKs of `identity/keys.ts` use it too); `readSecretFile`/`loadOrCreateSecretFile` fix the length.
  */
 import { randomBytes } from "node:crypto";
 import {
@@ -38,16 +40,17 @@ export function ensureDataDir(dir: string): void {
 }
 
 /**
- * Read an existing key file and check it.
- * @param path the key file.
- * @param bytes the exact length the key must have, in bytes.
+ * Read an existing private file (a key file) and check it. The generic core under
+ * `readSecretFile` and the signing-key files of `identity/keys.ts`.
+ * @param path the file.
  * @param setting the setting named in errors (default: the path).
- * @returns the key bytes, or `null` if the file does not exist.
+ * @param expectBytes the exact length the file must have, in bytes; any length when omitted.
+ * @returns the file's bytes, or `null` if the file does not exist.
  * @throws ConfigError when the file is not a regular file (symlinks are not followed), is
  *   group/world accessible (any of mode 0077 set), has the wrong length, or cannot be read.
- *   The message never contains key material.
+ *   The message names the path and never contains the file's content.
  */
-export function readSecretFile(path: string, bytes: number, setting: string = path): Uint8Array | null {
+export function readPrivateFile(path: string, setting: string = path, expectBytes?: number): Uint8Array | null {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
@@ -65,8 +68,9 @@ export function readSecretFile(path: string, bytes: number, setting: string = pa
         setting,
         `key file ${path} is accessible by group or others (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`,
       );
-    if (st.size !== bytes)
-      throw new ConfigError(setting, `key file ${path} has ${st.size} bytes, expected exactly ${bytes}`);
+    if (expectBytes !== undefined && st.size !== expectBytes)
+      throw new ConfigError(setting, `key file ${path} has ${st.size} bytes, expected exactly ${expectBytes}`);
+    const bytes = st.size;
     const buf = new Uint8Array(bytes);
     let off = 0;
     while (off < bytes) {
@@ -82,26 +86,34 @@ export function readSecretFile(path: string, bytes: number, setting: string = pa
 }
 
 /**
- * Return the key stored at `path`, creating it with `bytes` fresh random bytes (CSPRNG) on first
- * use. The parent directory is created with mode 0700, the file with mode 0600. Safe against a
- * concurrent first start in another process: exactly one key wins and both processes return it.
- * @param bytes key length in bytes (32 for the master key).
+ * Return the private file at `path`, creating it with the content `make()` returns on first use.
+ * The parent directory is created with mode 0700, the file with mode 0600: written to a private
+ * temporary file (O_EXCL, O_NOFOLLOW), fsynced, and published with `link(2)`, which fails with
+ * EEXIST rather than replace a concurrent winner's file. Safe against a concurrent first start in
+ * another process: exactly one content wins and both processes return it (the file is re-read).
+ * `make` is called only when the file does not exist; a string is written as UTF-8.
  * @param setting the setting named in errors (default: the path).
- * @throws ConfigError as `readSecretFile`, or when the directory or file cannot be written.
- * @example
- * const masterKey = loadOrCreateSecretFile(join(cfg.dataDir, "master.key"), 32);
+ * @param expectBytes the exact length the file must have, in bytes; any length when omitted.
+ * @returns the file's bytes.
+ * @throws ConfigError as `readPrivateFile`, or when the directory or file cannot be written.
  */
-export function loadOrCreateSecretFile(path: string, bytes: number, setting: string = path): Uint8Array {
-  const existing = readSecretFile(path, bytes, setting);
+export function readOrCreatePrivateFile(
+  path: string,
+  make: () => Uint8Array | string,
+  setting: string = path,
+  expectBytes?: number,
+): Uint8Array {
+  const existing = readPrivateFile(path, setting, expectBytes);
   if (existing) return existing;
   ensureDataDir(dirname(path));
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  const key = new Uint8Array(randomBytes(bytes));
+  const made = make();
+  const content = typeof made === "string" ? Buffer.from(made, "utf8") : made;
   try {
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
       let off = 0;
-      while (off < bytes) off += writeSync(fd, key, off, bytes - off);
+      while (off < content.length) off += writeSync(fd, content, off, content.length - off);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -121,8 +133,36 @@ export function loadOrCreateSecretFile(path: string, bytes: number, setting: str
       // already gone
     }
   }
-  // Re-read rather than trust our copy: if another process won the race, its key is the key.
-  const stored = readSecretFile(path, bytes, setting);
+  // Re-read rather than trust our copy: if another process won the race, its content is the content.
+  const stored = readPrivateFile(path, setting, expectBytes);
   if (!stored) throw new ConfigError(setting, `key file ${path} vanished right after creation`);
   return stored;
+}
+
+/**
+ * Read an existing key file and check it (`readPrivateFile` with a fixed length).
+ * @param path the key file.
+ * @param bytes the exact length the key must have, in bytes.
+ * @param setting the setting named in errors (default: the path).
+ * @returns the key bytes, or `null` if the file does not exist.
+ * @throws ConfigError when the file is not a regular file (symlinks are not followed), is
+ *   group/world accessible (any of mode 0077 set), has the wrong length, or cannot be read.
+ *   The message never contains key material.
+ */
+export function readSecretFile(path: string, bytes: number, setting: string = path): Uint8Array | null {
+  return readPrivateFile(path, setting, bytes);
+}
+
+/**
+ * Return the key stored at `path`, creating it with `bytes` fresh random bytes (CSPRNG) on first
+ * use. The parent directory is created with mode 0700, the file with mode 0600. Safe against a
+ * concurrent first start in another process: exactly one key wins and both processes return it.
+ * @param bytes key length in bytes (32 for the master key).
+ * @param setting the setting named in errors (default: the path).
+ * @throws ConfigError as `readSecretFile`, or when the directory or file cannot be written.
+ * @example
+ * const masterKey = loadOrCreateSecretFile(join(cfg.dataDir, "master.key"), 32);
+ */
+export function loadOrCreateSecretFile(path: string, bytes: number, setting: string = path): Uint8Array {
+  return readOrCreatePrivateFile(path, () => new Uint8Array(randomBytes(bytes)), setting, bytes);
 }
