@@ -8,6 +8,7 @@
  *   on stdout (direct). The difference is what Turnkey adds to a turn's start: authentication,
  *   RBAC, active run, turn token, credential resolution (6 providers), turn dir + files, spawn.
  * - "turn": until RUN_FINISHED, with `--events` text deltas in between.
+ * - RSS of this process (gateway + client) before and after the second batch, after a full GC.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -91,6 +92,14 @@ async function measure(events: number) {
 
 console.log(`turnkey turn latency bench: bun ${Bun.version}, ${navigator.hardwareConcurrency} cores`);
 await measure(0);
+Bun.gc(true);
+const before = process.memoryUsage();
 await measure(EVENTS);
+Bun.gc(true);
+const after = process.memoryUsage();
+// Gateway and client share this process: JS heap growth across a batch of turns is the leak
+// indicator (RSS also moves with the allocator's caching and is shown for scale).
+const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+console.log(`\nafter ${TURNS + 1} more turns: heap used ${mib(before.heapUsed)} → ${mib(after.heapUsed)}, RSS ${mib(before.rss)} → ${mib(after.rss)}`);
 await server.stop();
 rmSync(dataDir, { recursive: true, force: true });
