@@ -5,12 +5,22 @@
  */
 import { Type as T, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { existsSync } from "node:fs";
 import { resolve, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { PROVIDERS, isProvider, type ProviderName } from "./credentials/providers.ts";
 
 /** Path of the bundled example runner (the default `runnerCommand`). */
 export const EXAMPLE_RUNNER = resolve(import.meta.dir, "../examples/runners/hello.ts");
+
+/**
+ * The default runner argv: from a source checkout, `bun examples/runners/hello.ts`; inside the
+ * compiled binary (`bun build --compile`, where sources live in an embedded file system and
+ * `process.execPath` is turnkey itself) the same runner as `turnkey example-runner`.
+ */
+export function defaultRunnerCommand(): string[] {
+  return existsSync(EXAMPLE_RUNNER) ? [process.execPath, EXAMPLE_RUNNER] : [process.execPath, "example-runner"];
+}
 
 const ConfigSchema = T.Object({
   host: T.String({ minLength: 1 }),
@@ -78,7 +88,7 @@ export function defaultConfig(): Config {
     port: 8080,
     dataDir: "./.turnkey",
     backend: "embedded",
-    runnerCommand: [process.execPath, EXAMPLE_RUNNER],
+    runnerCommand: defaultRunnerCommand(),
     runnerProtocol: "stdio",
     runnerEnvPassthrough: [],
     turnTimeoutMs: 30 * 60 * 1000,

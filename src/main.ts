@@ -51,6 +51,7 @@ Commands:
   sessions      create, list, show and share sessions in the data dir
   credentials   set, list and delete stored credentials in the data dir
   version       print the version
+  example-runner  the bundled example AG-UI runner (stdin: RunAgentInput, stdout: AG-UI events)
 
 Run 'turnkey <command> --help' for a command's options.
 `;
@@ -92,6 +93,12 @@ async function main(argv: string[]): Promise<number> {
       return runSessionsCommand(rest);
     case "credentials":
       return runCredentialsCommand(rest);
+    case "example-runner": {
+      // The bundled example runner, for the compiled binary's default runner command.
+      const { runHelloRunner } = await import("../examples/runners/hello.ts");
+      await runHelloRunner();
+      return 0;
+    }
     case "version":
     case "--version":
       process.stdout.write(`turnkey ${pkg.version}\n`);

@@ -126,4 +126,8 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Run when executed (`bun examples/runners/hello.ts`); the compiled `turnkey` binary runs it as
+// `turnkey example-runner` instead, since it has no file to hand to a runtime.
+if (import.meta.main) await main();
+
+export { main as runHelloRunner };
