@@ -23,7 +23,8 @@ import { normalizeGitHost } from "../credentials/git.ts";
 import { ConfigError } from "../errors.ts";
 import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter } from "./events.ts";
-import { killProcessGroup, signalProcessGroup, spawnProcessGroup } from "./process-group.ts";
+import { LiveTurns, type LiveTurn } from "./live-turns.ts";
+import { killProcessGroup, spawnProcessGroup } from "./process-group.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type LocalRunnerOptions, type SupervisorLogger } from "./supervisor.ts";
 import { MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type StopReason } from "./sse-relay.ts";
@@ -43,13 +44,6 @@ export interface HttpRunnerOptions extends Pick<LocalRunnerOptions, "command" | 
   sessionTokenFile?: string;
   /** Runner stdout+stderr logged per turn (scrubbed, debug level), bytes; default 64 KiB. */
   maxOutputLogBytes?: number;
-}
-
-interface LiveTurn {
-  runId: string;
-  pid?: number;
-  stop: AbortController;
-  done?: Promise<TurnOutcome>;
 }
 
 const SHUTDOWN: StopReason = { message: "Gateway is shutting down", code: RUNNER_ERROR_CODES.shutdown, status: "aborted" };
@@ -82,8 +76,7 @@ export function freeLoopbackPort(): Promise<number> {
 export class HttpRunnerSupervisor implements TurnExecutor {
   #o: Required<Omit<HttpRunnerOptions, "logger" | "sessionTokenFile">> & { sessionTokenFile?: string };
   #log: SupervisorLogger;
-  #live = new Set<LiveTurn>();
-  #closed = false;
+  #turns = new LiveTurns<LiveTurn>();
 
   /** @throws ConfigError for an empty command or a malformed host entry. */
   constructor(opts: HttpRunnerOptions) {
@@ -109,29 +102,17 @@ export class HttpRunnerSupervisor implements TurnExecutor {
 
   /** Number of turns currently executing (set up, running or tearing down). */
   get liveTurns(): number {
-    return this.#live.size;
+    return this.#turns.size;
   }
 
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome> {
-    const live: LiveTurn = { runId: ctx.runId, stop: new AbortController() };
-    this.#live.add(live);
-    live.done = this.#execute(ctx, emit, live).finally(() => this.#live.delete(live));
-    return live.done;
+    return this.#turns.track({ runId: ctx.runId, stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
   }
 
   /** SIGINT to the process group of every live turn with this run ID (as the local supervisor). @returns true if signalled. */
   interrupt(runId: string): boolean {
-    let hit = false;
-    for (const t of this.#live) {
-      if (t.runId !== runId || !t.pid) continue;
-      try {
-        hit = signalProcessGroup(t.pid, "SIGINT") || hit;
-      } catch (err) {
-        this.#log.warn({ runId, err: String(err) }, "could not interrupt runner");
-      }
-    }
-    return hit;
+    return this.#turns.interrupt(runId, this.#log);
   }
 
   /** A spawned runner exists only during a turn, so nothing can be asked: `UNKNOWN_CAPABILITIES`. */
@@ -141,10 +122,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
 
   /** End every live turn (RUN_ERROR `gateway_shutdown`) and wait for their teardown. New turns are refused. */
   async shutdown(): Promise<void> {
-    this.#closed = true;
-    const pending = [...this.#live];
-    for (const t of pending) t.stop.abort(SHUTDOWN);
-    await Promise.allSettled(pending.map((t) => t.done));
+    await this.#turns.shutdown(SHUTDOWN);
   }
 
   async #execute(ctx: TurnContext, emit: TurnEmit, live: LiveTurn): Promise<TurnOutcome> {
@@ -160,7 +138,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       return { status, message };
     };
     try {
-      if (this.#closed) return (outcome = fail(SHUTDOWN.message, SHUTDOWN.code, "aborted"));
+      if (this.#turns.closed) return (outcome = fail(SHUTDOWN.message, SHUTDOWN.code, "aborted"));
       let env: Record<string, string>;
       let sessionToken: string | undefined;
       let port: number;

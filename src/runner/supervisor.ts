@@ -16,7 +16,8 @@ import { normalizeGitHost } from "../credentials/git.ts";
 import { ConfigError } from "../errors.ts";
 import type { TurnContext, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter, MAX_EVENT_LINE_BYTES, parseEventLine } from "./events.ts";
-import { killProcessGroup, signalProcessGroup, spawnProcessGroup } from "./process-group.ts";
+import { LiveTurns, type LiveTurn } from "./live-turns.ts";
+import { killProcessGroup, spawnProcessGroup } from "./process-group.ts";
 import { RunStream } from "./run-stream.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { createTurnDir, removeTurnDir, writeTurnFiles } from "./turn-dir.ts";
@@ -54,13 +55,6 @@ export interface LocalRunnerOptions {
   exitDrainMs?: number;
 }
 
-interface LiveTurn {
-  runId: string;
-  pid?: number;
-  controller: AbortController;
-  done?: Promise<TurnOutcome>;
-}
-
 /** Synthesised RUN_ERROR codes. */
 export const RUNNER_ERROR_CODES = {
   exited: "runner_exited",
@@ -87,8 +81,7 @@ const silent: SupervisorLogger = { debug: noop, info: noop, warn: noop, error: n
 export class LocalRunnerSupervisor implements TurnExecutor {
   #o: Required<Omit<LocalRunnerOptions, "logger">>;
   #log: SupervisorLogger;
-  #live = new Set<LiveTurn>();
-  #closed = false;
+  #turns = new LiveTurns<LiveTurn>();
 
   /** @throws ConfigError for an empty command or a malformed host entry. */
   constructor(opts: LocalRunnerOptions) {
@@ -113,15 +106,12 @@ export class LocalRunnerSupervisor implements TurnExecutor {
 
   /** Number of turns currently executing (set up, running or tearing down). */
   get liveTurns(): number {
-    return this.#live.size;
+    return this.#turns.size;
   }
 
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: (event: BaseEvent) => void): Promise<TurnOutcome> {
-    const live: LiveTurn = { runId: ctx.runId, controller: new AbortController() };
-    this.#live.add(live);
-    live.done = this.#execute(ctx, emit, live).finally(() => this.#live.delete(live));
-    return live.done;
+    return this.#turns.track({ runId: ctx.runId, stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
   }
 
   /**
@@ -129,24 +119,12 @@ export class LocalRunnerSupervisor implements TurnExecutor {
    * how to wind down (it should still end with a terminal event). @returns true if signalled.
    */
   interrupt(runId: string): boolean {
-    let hit = false;
-    for (const t of this.#live) {
-      if (t.runId !== runId || !t.pid) continue;
-      try {
-        hit = signalProcessGroup(t.pid, "SIGINT") || hit;
-      } catch (err) {
-        this.#log.warn({ runId, err: String(err) }, "could not interrupt runner");
-      }
-    }
-    return hit;
+    return this.#turns.interrupt(runId, this.#log);
   }
 
   /** Abort every live turn (RUN_ERROR `gateway_shutdown`) and wait for their teardown. New turns are refused. */
   async shutdown(): Promise<void> {
-    this.#closed = true;
-    const pending = [...this.#live];
-    for (const t of pending) t.controller.abort(SHUTDOWN);
-    await Promise.allSettled(pending.map((t) => t.done));
+    await this.#turns.shutdown(SHUTDOWN);
   }
 
   async #execute(ctx: TurnContext, emit: (event: BaseEvent) => void, live: LiveTurn): Promise<TurnOutcome> {
@@ -159,7 +137,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
     const child: { proc?: ChildProcess } = {};
     let outcome: TurnOutcome;
     try {
-      if (this.#closed) {
+      if (this.#turns.closed) {
         stream.fail("Gateway is shutting down", RUNNER_ERROR_CODES.shutdown);
         return { status: "aborted", message: "Gateway is shutting down" };
       }
@@ -229,7 +207,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
         const message = shutdown ? "Gateway is shutting down" : "Turn aborted";
         end({ status: "aborted", message }, { message, code: shutdown ? RUNNER_ERROR_CODES.shutdown : RUNNER_ERROR_CODES.aborted });
       };
-      for (const signal of [ctx.signal, live.controller.signal]) {
+      for (const signal of [ctx.signal, live.stop.signal]) {
         if (signal.aborted) return onAbort(signal);
         const h = () => onAbort(signal);
         signal.addEventListener("abort", h, { once: true });
