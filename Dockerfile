@@ -1,6 +1,9 @@
 # Turnkey: one self-contained binary (bun build --compile) on a small Debian base.
 # Build:  docker build -t turnkey .
-# Run:    docker run -p 8080:8080 -e TURNKEY_HOST=0.0.0.0 -v turnkey-data:/data turnkey
+# Run:    docker run -p 8080:8080 -v turnkey-data:/data turnkey
+# Probes: GET /healthz (liveness) and GET /readyz (readiness); deploy/kubernetes/ has manifests.
+# Supervisor mode: copy /usr/local/bin/turnkey and /usr/bin/tini from this image into the runner's
+# image (docs/kubernetes.md).
 
 # --- build stage: Node + npm fetch Bun from the npm registry, Bun compiles the binary -------------
 FROM node:20-bookworm-slim AS build
@@ -26,6 +29,5 @@ ENV TURNKEY_DATA_DIR=/data \
     TURNKEY_HOST=0.0.0.0 \
     TURNKEY_PORT=8080
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s CMD ["/usr/local/bin/turnkey", "version"]
 ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/turnkey"]
 CMD ["serve"]
