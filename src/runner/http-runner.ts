@@ -29,7 +29,7 @@ import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type LocalRunnerOptions, type SupervisorLogger } from "./supervisor.ts";
 import { MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type StopReason } from "./sse-relay.ts";
 import { readSessionToken, runnerHeaders } from "./runner-request.ts";
-import { UNKNOWN_CAPABILITIES } from "./remote.ts";
+import { unknownCapabilities } from "./remote.ts";
 import { createTurnDir, removeTurnDir, writeTurnFiles } from "./turn-dir.ts";
 
 /** Options of `HttpRunnerSupervisor`: those of the local supervisor, plus the HTTP ones. */
@@ -117,7 +117,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
 
   /** A spawned runner exists only during a turn, so nothing can be asked: `UNKNOWN_CAPABILITIES`. */
   async capabilities(): Promise<Record<string, unknown>> {
-    return structuredClone(UNKNOWN_CAPABILITIES) as Record<string, unknown>;
+    return unknownCapabilities();
   }
 
   /** End every live turn (RUN_ERROR `gateway_shutdown`) and wait for their teardown. New turns are refused. */

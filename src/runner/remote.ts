@@ -9,6 +9,7 @@
  */
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
 import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
+import { LiveTurns, type LiveTurn } from "./live-turns.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type SupervisorLogger } from "./supervisor.ts";
 import { DEFAULT_RETRY, MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type RetryPolicy, type StopReason } from "./sse-relay.ts";
@@ -42,18 +43,20 @@ export const UNKNOWN_CAPABILITIES: Readonly<Record<string, unknown>> = Object.fr
   mcp: false,
 });
 
+/** A fresh, mutable copy of `UNKNOWN_CAPABILITIES`, what executors answer when they cannot ask. */
+export function unknownCapabilities(): Record<string, unknown> {
+  return structuredClone(UNKNOWN_CAPABILITIES) as Record<string, unknown>;
+}
+
 const SHUTDOWN: StopReason = { message: "Gateway is shutting down", code: RUNNER_ERROR_CODES.shutdown, status: "aborted" };
 const noop = () => {};
 const silent: SupervisorLogger = { debug: noop, info: noop, warn: noop, error: noop };
 
-interface LiveTurn {
-  runId: string;
+interface RemoteTurn extends LiveTurn {
   threadId: string;
   /** Set once the turn starts (expanding the template cannot fail after the constructor's check, but stays inside the turn's try). */
   url?: string;
   identity: RunnerIdentity;
-  stop: AbortController;
-  done?: Promise<TurnOutcome>;
 }
 
 /**
@@ -80,8 +83,7 @@ export class RemoteRunnerProxy implements TurnExecutor {
   #interruptTimeoutMs: number;
   #log: SupervisorLogger;
   #fetch: typeof fetch;
-  #live = new Set<LiveTurn>();
-  #closed = false;
+  #turns = new LiveTurns<RemoteTurn>();
 
   /** @throws ConfigError when the template does not give an http(s) URL. */
   constructor(opts: RemoteRunnerOptions) {
@@ -98,30 +100,28 @@ export class RemoteRunnerProxy implements TurnExecutor {
 
   /** Number of turns currently being relayed. */
   get liveTurns(): number {
-    return this.#live.size;
+    return this.#turns.size;
   }
 
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome> {
-    const live: LiveTurn = {
+    const live: RemoteTurn = {
       runId: ctx.runId,
       threadId: ctx.threadId,
       identity: { userId: ctx.userId, userName: ctx.userName, turnToken: ctx.turnToken },
       stop: new AbortController(),
     };
-    this.#live.add(live);
-    live.done = this.#execute(ctx, emit, live).finally(() => this.#live.delete(live));
-    return live.done;
+    return this.#turns.track(live, (t) => this.#execute(ctx, emit, t));
   }
 
-  async #execute(ctx: TurnContext, emit: TurnEmit, live: LiveTurn): Promise<TurnOutcome> {
+  async #execute(ctx: TurnContext, emit: TurnEmit, live: RemoteTurn): Promise<TurnOutcome> {
     const meta = { project: ctx.project, session: ctx.session, runId: ctx.runId };
     const log = this.#log;
     const stream = new PassThroughStream(ctx, emit, (err) => log.debug({ ...meta, err: String(err) }, "event consumer failed"));
     let scrubber = new SecretScrubber([ctx.turnToken]);
     let outcome: TurnOutcome;
     try {
-      if (this.#closed) {
+      if (this.#turns.closed) {
         stream.fail(SHUTDOWN.message, SHUTDOWN.code);
         return { status: "aborted", message: SHUTDOWN.message };
       }
@@ -162,7 +162,7 @@ export class RemoteRunnerProxy implements TurnExecutor {
    * @returns true if a live turn with this run ID got a 2xx answer; false otherwise (never rejects).
    */
   async interrupt(runId: string): Promise<boolean> {
-    const turns = [...this.#live].filter((t) => t.runId === runId && t.url);
+    const turns = this.#turns.forRun(runId).filter((t) => t.url);
     const results = await Promise.all(
       turns.map(async (t) => {
         if (!t.url) return false;
@@ -208,15 +208,12 @@ export class RemoteRunnerProxy implements TurnExecutor {
       return body as Record<string, unknown>;
     } catch (err) {
       this.#log.debug({ ...where, err: err instanceof Error ? err.message : String(err) }, "runner capabilities unavailable");
-      return structuredClone(UNKNOWN_CAPABILITIES) as Record<string, unknown>;
+      return unknownCapabilities();
     }
   }
 
   /** End every live turn with RUN_ERROR `gateway_shutdown` (upstream requests aborted); new turns are refused. */
   async shutdown(): Promise<void> {
-    this.#closed = true;
-    const pending = [...this.#live];
-    for (const t of pending) t.stop.abort(SHUTDOWN);
-    await Promise.allSettled(pending.map((t) => t.done));
+    await this.#turns.shutdown(SHUTDOWN);
   }
 }
