@@ -19,18 +19,17 @@
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import { normalizeGitHost } from "../credentials/git.ts";
-import { ConfigError } from "../errors.ts";
 import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter } from "./events.ts";
 import { LiveTurns, type LiveTurn } from "./live-turns.ts";
-import { killProcessGroup, spawnProcessGroup } from "./process-group.ts";
+import { spawnedTurnOptions, tearDownSpawnedTurn } from "./spawned-turn.ts";
+import { spawnProcessGroup } from "./process-group.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type LocalRunnerOptions, type SupervisorLogger } from "./supervisor.ts";
 import { MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type StopReason } from "./sse-relay.ts";
 import { readSessionToken, runnerHeaders } from "./runner-request.ts";
 import { unknownCapabilities } from "./remote.ts";
-import { createTurnDir, removeTurnDir, writeTurnFiles } from "./turn-dir.ts";
+import { createTurnDir, writeTurnFiles } from "./turn-dir.ts";
 
 /** Options of `HttpRunnerSupervisor`: those of the local supervisor, plus the HTTP ones. */
 export interface HttpRunnerOptions extends Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "logger" | "baseEnv"> {
@@ -80,17 +79,8 @@ export class HttpRunnerSupervisor implements TurnExecutor {
 
   /** @throws ConfigError for an empty command or a malformed host entry. */
   constructor(opts: HttpRunnerOptions) {
-    if (opts.command.length === 0 || !opts.command[0]) throw new ConfigError("runnerCommand", "empty command");
-    for (const h of opts.githubHosts) normalizeGitHost(h, "githubHosts");
-    for (const h of opts.gitlabHosts) normalizeGitHost(h, "gitlabHosts");
     this.#o = {
-      command: [...opts.command],
-      passthrough: [...(opts.passthrough ?? [])],
-      graceMs: opts.graceMs,
-      githubHosts: [...opts.githubHosts],
-      gitlabHosts: [...opts.gitlabHosts],
-      turnsRoot: opts.turnsRoot,
-      baseEnv: opts.baseEnv ?? process.env,
+      ...spawnedTurnOptions(opts),
       healthTimeoutMs: opts.healthTimeoutMs ?? 30_000,
       exitDrainMs: opts.exitDrainMs ?? 250,
       maxEventBytes: opts.maxEventBytes ?? MAX_RUNNER_EVENT_BYTES,
@@ -174,7 +164,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       log.error({ ...meta, err: scrubber.scrub(String(err)) }, "http runner turn failed");
       return (outcome = fail("Internal error while running the turn", RUNNER_ERROR_CODES.setup));
     } finally {
-      await this.#teardown(live, turnDir, meta, scrubber);
+      await tearDownSpawnedTurn({ pid: live.pid, turnDir, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
       log.info({ ...meta, status: outcome?.status }, "turn ended");
     }
   }
@@ -232,24 +222,6 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       delay = Math.min(500, delay * 2);
     }
     return stopped() ? "stopped" : "timeout";
-  }
-
-  async #teardown(live: LiveTurn, turnDir: string | undefined, meta: object, scrubber: SecretScrubber): Promise<void> {
-    if (live.pid) {
-      try {
-        const how = await killProcessGroup(live.pid, this.#o.graceMs);
-        this.#log.debug({ ...meta, pgid: live.pid, how }, "runner process group torn down");
-      } catch (err) {
-        this.#log.error({ ...meta, err: scrubber.scrub(String(err)) }, "could not kill runner process group");
-      }
-    }
-    if (turnDir) {
-      try {
-        await removeTurnDir(turnDir);
-      } catch (err) {
-        this.#log.error({ ...meta, err: scrubber.scrub(String(err)) }, "could not remove turn directory");
-      }
-    }
   }
 }
 

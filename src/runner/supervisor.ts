@@ -12,15 +12,14 @@ import type { ChildProcess } from "node:child_process";
 import type { BaseEvent } from "@ag-ui/core";
 import { EventType } from "@ag-ui/core";
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import { normalizeGitHost } from "../credentials/git.ts";
-import { ConfigError } from "../errors.ts";
 import type { TurnContext, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter, MAX_EVENT_LINE_BYTES, parseEventLine } from "./events.ts";
 import { LiveTurns, type LiveTurn } from "./live-turns.ts";
-import { killProcessGroup, spawnProcessGroup } from "./process-group.ts";
+import { spawnedTurnOptions, tearDownSpawnedTurn } from "./spawned-turn.ts";
+import { spawnProcessGroup } from "./process-group.ts";
 import { RunStream } from "./run-stream.ts";
 import { SecretScrubber } from "./scrub.ts";
-import { createTurnDir, removeTurnDir, writeTurnFiles } from "./turn-dir.ts";
+import { createTurnDir, writeTurnFiles } from "./turn-dir.ts";
 
 /** Minimal pino-compatible logger. */
 export interface SupervisorLogger {
@@ -85,17 +84,8 @@ export class LocalRunnerSupervisor implements TurnExecutor {
 
   /** @throws ConfigError for an empty command or a malformed host entry. */
   constructor(opts: LocalRunnerOptions) {
-    if (opts.command.length === 0 || !opts.command[0]) throw new ConfigError("runnerCommand", "empty command");
-    for (const h of opts.githubHosts) normalizeGitHost(h, "githubHosts");
-    for (const h of opts.gitlabHosts) normalizeGitHost(h, "gitlabHosts");
     this.#o = {
-      command: [...opts.command],
-      passthrough: [...(opts.passthrough ?? [])],
-      graceMs: opts.graceMs,
-      githubHosts: [...opts.githubHosts],
-      gitlabHosts: [...opts.gitlabHosts],
-      turnsRoot: opts.turnsRoot,
-      baseEnv: opts.baseEnv ?? process.env,
+      ...spawnedTurnOptions(opts),
       maxLineBytes: opts.maxLineBytes ?? MAX_EVENT_LINE_BYTES,
       maxStderrBytes: opts.maxStderrBytes ?? 64 * 1024,
       maxStderrLineBytes: opts.maxStderrLineBytes ?? 4 * 1024,
@@ -153,30 +143,12 @@ export class LocalRunnerSupervisor implements TurnExecutor {
         outcome = { status: "error", message: "Turn environment could not be prepared" };
       }
     } finally {
-      await this.#teardown(live, turnDir, meta, scrubber);
+      await tearDownSpawnedTurn({ pid: live.pid, turnDir, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
     }
     const p = child.proc;
     if (p && outcome.exitCode === undefined && (p.exitCode !== null || p.signalCode !== null)) outcome.exitCode = p.exitCode;
     log.info({ ...meta, status: outcome.status, exitCode: outcome.exitCode }, "turn ended");
     return outcome;
-  }
-
-  async #teardown(live: LiveTurn, turnDir: string | undefined, meta: object, scrubber: SecretScrubber): Promise<void> {
-    if (live.pid) {
-      try {
-        const how = await killProcessGroup(live.pid, this.#o.graceMs);
-        this.#log.debug({ ...meta, pgid: live.pid, how }, "runner process group torn down");
-      } catch (err) {
-        this.#log.error({ ...meta, err: scrubber.scrub(String(err)) }, "could not kill runner process group");
-      }
-    }
-    if (turnDir) {
-      try {
-        await removeTurnDir(turnDir);
-      } catch (err) {
-        this.#log.error({ ...meta, err: scrubber.scrub(String(err)) }, "could not remove turn directory");
-      }
-    }
   }
 
   /** Spawn and stream until a terminal event, exit, abort or deadline. Resolves without teardown. */
