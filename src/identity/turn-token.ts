@@ -7,9 +7,10 @@
  *
  * A valid signature is not enough: a turn token is good only while its run is active. `verify`
  * checks signature, claims, expiry and revocation; the caller must also look the run up in the
- * `ActiveRunMap` (`get(project, session, runId)`) and require its `userId` to equal the token's
- * (`decideCredentialAccess` does so via `turnRunUserId`). Teardown calls `revoke` so a token
- * copied out of a finished turn is refused even before its `exp`.
+ * `ActiveRunMap` (`get(project, session, runId)`) and require its `userId` and `tokenId` to equal
+ * the token's `sub` and `jti` (`decideCredentialAccess` does so via `turnRun`). Teardown calls
+ * `revoke` so a token copied out of a finished turn is refused even before its `exp`; the `jti`
+ * check also kills a token whose run ID is reused later (revocations do not survive a restart).
  */
 import { SignJWT, jwtVerify, createLocalJWKSet, type JSONWebKeySet, type JWTPayload } from "jose";
 import { randomUUID } from "node:crypto";

@@ -6,7 +6,7 @@
  * |---------------------------|------------------------------------------|----------------------------------------------------------------|
  * | none / invalid / expired  | -                                        | 401                                                            |
  * | identity lookup failed    | -                                        | 503, never treated as a bot                                    |
- * | turn (project/session/run)| X-Runner-Current-User, else token `sub`  | run active, same project/session, run user = sub, E = sub      |
+ * | turn (project/session/run)| X-Runner-Current-User, else token `sub`  | run active with this token's jti, same project/session, run user = sub, E = sub |
  * | service                   | X-Runner-Current-User, else the owner    | an active run in this project/session has user E               |
  * | user U                    | X-Runner-Current-User, else the owner    | U = E and U may send turns (owner or edit)                     |
  *
@@ -26,8 +26,11 @@ export interface CredentialAccessInput {
   ownerId: string | null;
   /** Sanitised `X-Runner-Current-User`, when the header was sent. */
   runnerCurrentUser?: string;
-  /** For a `turn` principal: the user of its run if that run is active now, else undefined. */
-  turnRunUserId?: string;
+  /**
+   * For a `turn` principal: its run (user and the `jti` of the token minted for it) if that run
+   * is active now, else undefined.
+   */
+  turnRun?: { userId: string; tokenId: string };
   /** Users of every active run in this project/session (for `service` principals). */
   activeRunUserIds: readonly string[];
   /** For a `user` principal: their role in the session. */
@@ -41,6 +44,7 @@ export type CredentialAccessReason =
   | "session_not_found"
   | "turn_wrong_session"
   | "turn_not_active"
+  | "turn_token_superseded"
   | "turn_user_mismatch"
   | "effective_user_mismatch"
   | "no_active_run_for_user"
@@ -77,8 +81,11 @@ export function decideCredentialAccess(input: CredentialAccessInput): Credential
   if (p.kind === "turn") {
     // A turn token is bound to one project/session/run; anywhere else it is worthless.
     if (p.project !== input.project || p.session !== input.session) return deny(403, "turn_wrong_session");
-    if (input.turnRunUserId === undefined) return deny(401, "turn_not_active");
-    if (input.turnRunUserId !== p.userId) return deny(403, "turn_user_mismatch");
+    if (input.turnRun === undefined) return deny(401, "turn_not_active");
+    // Only the token minted for this very run counts: a token of an earlier run that reused the
+    // run ID (e.g. across a gateway restart, which forgets revocations) is dead.
+    if (input.turnRun.tokenId !== p.tokenId) return deny(401, "turn_token_superseded");
+    if (input.turnRun.userId !== p.userId) return deny(403, "turn_user_mismatch");
     const effective = header ?? p.userId;
     if (effective !== p.userId) return deny(403, "effective_user_mismatch", effective);
     return { allow: true, effectiveUserId: effective, reason: "turn_sender" };

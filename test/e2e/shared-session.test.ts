@@ -151,3 +151,31 @@ describe("a shared session with the whoami runner", () => {
     expect(log).not.toContain(BOB_GH);
   });
 });
+
+describe("turn tokens across a gateway restart", () => {
+  test("a token from an earlier run is dead even when a new run reuses its run ID", async () => {
+    const first = await startGateway({ TURNKEY_RUNNER_COMMAND: runner("slow") });
+    const dataDir = first.dataDir;
+    const bob = await first.token("bob");
+    await first.api("POST", "/api/projects/demo/agentic-sessions", { token: bob, body: { name: "r" } });
+    await first.api("PUT", "/api/users/me/credentials/github", { token: bob, body: { token: BOB_GH } });
+    // A token minted with the gateway's key for run "fixed", as a runner of an earlier run held it.
+    const issuer = await TurnTokenIssuer.open({ dataDir });
+    const { token: old } = await issuer.mint({ userId: "bob", project: "demo", session: "r", runId: "fixed", deadline: Date.now() + 60_000 });
+    const ac = new AbortController();
+    const turn = fetch(`${first.url}/api/projects/demo/agentic-sessions/r/agui/run`, {
+      method: "POST",
+      signal: ac.signal,
+      headers: { authorization: `Bearer ${bob}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ runId: "fixed", messages: [{ id: "m", role: "user", content: "x" }] }),
+    }).then((r) => r.text()).catch(() => "");
+    while (first.server.deps.activeRuns.size === 0) await Bun.sleep(10);
+    const r = await first.api("GET", "/api/projects/demo/agentic-sessions/r/credentials/github", { token: old });
+    expect(r.status).toBe(401);
+    expect(r.body.code).toBe("invalid_token");
+    expect(JSON.stringify(r.body)).not.toContain(BOB_GH);
+    ac.abort();
+    await turn;
+    await first.stop();
+  });
+});

@@ -17,6 +17,8 @@ type Row = {
   header?: string;
   /** User of the turn token's run if it is active now. */
   runUser?: string;
+  /** `jti` of the token minted for that run (default: the principal's, "j1"). */
+  runTokenId?: string;
   active?: string[];
   ownerId?: string | null;
   expect: { allow: true; user: string } | { allow: false; status: number; reason: string };
@@ -33,6 +35,7 @@ const rows: Row[] = [
   { name: "turn token + header naming its own sender", auth: { principal: turn("bob") }, header: "bob", runUser: "bob", expect: { allow: true, user: "bob" } },
   { name: "turn token + header naming someone else → 403", auth: { principal: turn("bob") }, header: "alice", runUser: "bob", expect: { allow: false, status: 403, reason: "effective_user_mismatch" } },
   { name: "turn token after its turn ended → 401", auth: { principal: turn("bob") }, expect: { allow: false, status: 401, reason: "turn_not_active" } },
+  { name: "turn token of an earlier run with the same run ID (e.g. before a restart) → 401", auth: { principal: turn("bob") }, runUser: "bob", runTokenId: "j2", expect: { allow: false, status: 401, reason: "turn_token_superseded" } },
   { name: "turn token for another session → 403", auth: { principal: turn("bob", "p", "other") }, runUser: "bob", expect: { allow: false, status: 403, reason: "turn_wrong_session" } },
   { name: "turn token for another project → 403", auth: { principal: turn("bob", "q", "s") }, runUser: "bob", expect: { allow: false, status: 403, reason: "turn_wrong_session" } },
   { name: "turn token whose run now belongs to another user → 403", auth: { principal: turn("bob") }, runUser: "alice", expect: { allow: false, status: 403, reason: "turn_user_mismatch" } },
@@ -68,7 +71,7 @@ describe("decideCredentialAccess (DESIGN §2.3)", () => {
       session: "s",
       ownerId: row.ownerId === undefined ? "alice" : row.ownerId,
       ...(row.header !== undefined ? { runnerCurrentUser: row.header } : {}),
-      ...(row.runUser !== undefined ? { turnRunUserId: row.runUser } : {}),
+      ...(row.runUser !== undefined ? { turnRun: { userId: row.runUser, tokenId: row.runTokenId ?? "j1" } } : {}),
       activeRunUserIds: row.active ?? [],
       ...(principal?.kind === "user" ? { userRole: roles[principal.userId] } : {}),
     });

@@ -76,11 +76,12 @@ export const sessionCredentialRoutes = (deps: AppDeps) =>
 
       let ownerId: string | null = null;
       let userRole: SessionRole | undefined;
-      let turnRunUserId: string | undefined;
+      let turnRun: { userId: string; tokenId: string } | undefined;
       if ("principal" in auth) {
         const p = auth.principal;
         if (p.kind === "turn") {
-          turnRunUserId = deps.activeRuns.get(p.project, p.session, p.runId)?.userId;
+          const run = deps.activeRuns.get(p.project, p.session, p.runId);
+          if (run) turnRun = { userId: run.userId, tokenId: run.tokenId };
         } else {
           // Store failures propagate as 503 (fail closed).
           ownerId = (await deps.sessions.get(project, session))?.ownerId ?? null;
@@ -93,7 +94,7 @@ export const sessionCredentialRoutes = (deps: AppDeps) =>
         session,
         ownerId,
         ...(runnerCurrentUser !== undefined ? { runnerCurrentUser } : {}),
-        ...(turnRunUserId !== undefined ? { turnRunUserId } : {}),
+        ...(turnRun !== undefined ? { turnRun } : {}),
         activeRunUserIds: deps.activeRuns.forSession(project, session).map((r) => r.userId),
         ...(userRole !== undefined ? { userRole } : {}),
       });
@@ -125,6 +126,7 @@ const DENY_MESSAGES: Partial<Record<string, string>> = {
   session_not_found: "session not found",
   turn_wrong_session: "this turn token belongs to another session",
   turn_not_active: "this turn token's run is no longer active",
+  turn_token_superseded: "this turn token was not minted for the active run",
   turn_user_mismatch: "this turn token does not belong to the run's sender",
   effective_user_mismatch: "a turn may only read its own sender's credentials",
   no_active_run_for_user: "no active run in this session belongs to that user",
