@@ -40,6 +40,8 @@ const ConfigSchema = T.Object({
   /** Extra variable names a runner may inherit from the gateway's environment. */
   runnerEnvPassthrough: T.Array(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
   turnTimeoutMs: T.Integer({ minimum: 1000 }),
+  /** Concurrent turns across the gateway (each is a process); more → 429 `too_many_turns`. */
+  maxConcurrentTurns: T.Integer({ minimum: 1 }),
   teardownGraceMs: T.Integer({ minimum: 0 }),
   heartbeatMs: T.Integer({ minimum: 100 }),
   /** Largest accepted request body, bytes. */
@@ -92,6 +94,7 @@ export function defaultConfig(): Config {
     runnerProtocol: "stdio",
     runnerEnvPassthrough: [],
     turnTimeoutMs: 30 * 60 * 1000,
+    maxConcurrentTurns: 32,
     teardownGraceMs: 5000,
     heartbeatMs: 15000,
     maxBodyBytes: 1024 * 1024,
@@ -128,6 +131,7 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_RUNNER_BOT_TOKENS_FILE: ["runnerBotTokensFile", "string"],
   TURNKEY_RUNNER_ENV_PASSTHROUGH: ["runnerEnvPassthrough", "list"],
   TURNKEY_TURN_TIMEOUT_MS: ["turnTimeoutMs", "int"],
+  TURNKEY_MAX_CONCURRENT_TURNS: ["maxConcurrentTurns", "int"],
   TURNKEY_TEARDOWN_GRACE_MS: ["teardownGraceMs", "int"],
   TURNKEY_HEARTBEAT_MS: ["heartbeatMs", "int"],
   TURNKEY_MAX_BODY_BYTES: ["maxBodyBytes", "int"],

@@ -23,6 +23,7 @@ export type ErrorCode =
   | "session_exists"
   | "session_busy"
   | "run_not_found"
+  | "too_many_turns"
   | "method_not_allowed"
   | "read_only_backend"
   | "identity_unavailable"

@@ -108,7 +108,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
     ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
   });
-  const activeRuns = new ActiveRunMap();
+  const activeRuns = new ActiveRunMap(1, cfg.maxConcurrentTurns);
   // Turn and credential-decision counters are derived from the audit records (src/metrics/registry.ts).
   const metrics = createGatewayMetrics({ activeRuns: () => activeRuns.size, ...(stores.metrics ? { kube: stores.metrics } : {}) });
   const audit = metrics.countAudit(createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger }));

@@ -3,7 +3,7 @@
  * the turn lives. Set before the runner gets anything, deleted in the turn's `finally`.
  * It also enforces the concurrency gate: by default one turn per session at a time.
  */
-import { conflict } from "../errors.ts";
+import { conflict, TurnkeyError } from "../errors.ts";
 
 export interface ActiveRun {
   project: string;
@@ -26,21 +26,29 @@ export const runKey = (project: string, session: string, runId: string) => `${pr
 export class ActiveRunMap {
   #runs = new Map<string, ActiveRun>();
   #maxPerSession: number;
+  #maxTotal: number;
 
-  /** @param maxPerSession concurrent turns allowed per session (default 1). */
-  constructor(maxPerSession = 1) {
+  /**
+   * @param maxPerSession concurrent turns allowed per session (default 1).
+   * @param maxTotal concurrent turns allowed across the gateway (default unlimited): every turn is
+   *   a process, so without a cap any user could start one in as many sessions as they create.
+   */
+  constructor(maxPerSession = 1, maxTotal = Number.POSITIVE_INFINITY) {
     this.#maxPerSession = maxPerSession;
+    this.#maxTotal = maxTotal;
   }
 
   /**
    * Register a run. @throws TurnkeyError 409 `session_busy` when the session already has
-   * `maxPerSession` active runs, or the same run ID is active.
+   * `maxPerSession` active runs, or the same run ID is active; 429 `too_many_turns` when the
+   * gateway already runs `maxTotal` turns.
    */
   begin(run: ActiveRun): void {
     const key = runKey(run.project, run.session, run.runId);
     if (this.#runs.has(key)) throw conflict("a run with this ID is already active", "session_busy");
     if (this.forSession(run.project, run.session).length >= this.#maxPerSession)
       throw conflict("the session is already running a turn; wait for it to finish", "session_busy");
+    if (this.#runs.size >= this.#maxTotal) throw new TurnkeyError(429, "too_many_turns", "the gateway is running as many turns as it allows; try again shortly");
     this.#runs.set(key, { ...run });
   }
 

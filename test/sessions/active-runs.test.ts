@@ -32,3 +32,18 @@ test("end is idempotent and token IDs can be attached", () => {
   expect(m.end("p", "s", "r1")).toBe(false);
   expect(m.forSession("p", "s")).toEqual([]);
 });
+
+test("a gateway-wide cap refuses further turns with 429 too_many_turns", () => {
+  const m = new ActiveRunMap(1, 2);
+  m.begin(run("r1", { session: "a" }));
+  m.begin(run("r2", { session: "b" }));
+  try {
+    m.begin(run("r3", { session: "c" }));
+    throw new Error("expected a refusal");
+  } catch (e) {
+    expect((e as TurnkeyError).status).toBe(429);
+    expect((e as TurnkeyError).code).toBe("too_many_turns");
+  }
+  m.end("p", "a", "r1");
+  m.begin(run("r3", { session: "c" }));
+});
