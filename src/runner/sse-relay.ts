@@ -14,7 +14,7 @@
  * bytes.
  */
 import { EventType, type BaseEvent } from "@ag-ui/core";
-import type { TurnContext, TurnEmit, TurnOutcome } from "./types.ts";
+import { TurnAbort, type TurnContext, type TurnEmit, type TurnOutcome } from "./types.ts";
 import { parseEventLine } from "./events.ts";
 import { RunStream } from "./run-stream.ts";
 import type { SecretScrubber } from "./scrub.ts";
@@ -175,7 +175,9 @@ export async function relayTurn(ctx: TurnContext, opts: RelayOptions): Promise<T
     signal.addEventListener("abort", h, { once: true });
     cleanups.push(() => signal.removeEventListener("abort", h));
   };
-  listen(ctx.signal, () => ({ message: "Turn aborted", code: RUNNER_ERROR_CODES.aborted, status: "aborted" }));
+  listen(ctx.signal, (s) =>
+    s.reason instanceof TurnAbort ? { message: s.reason.message, code: s.reason.code, status: "aborted" } : { message: "Turn aborted", code: RUNNER_ERROR_CODES.aborted, status: "aborted" },
+  );
   if (opts.stop) listen(opts.stop, (s) => (isStopReason(s.reason) ? s.reason : { message: "Turn aborted", code: RUNNER_ERROR_CODES.aborted, status: "aborted" }));
   const timeout: StopReason = { message: "Turn exceeded its time limit", code: RUNNER_ERROR_CODES.timeout, status: "timeout" };
   const remainingMs = ctx.deadline - Date.now();

@@ -12,7 +12,7 @@ import type { ChildProcess } from "node:child_process";
 import type { BaseEvent } from "@ag-ui/core";
 import { EventType } from "@ag-ui/core";
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import type { TurnContext, TurnExecutor, TurnOutcome } from "./types.ts";
+import { TurnAbort, type TurnContext, type TurnExecutor, type TurnOutcome } from "./types.ts";
 import { LineSplitter, MAX_EVENT_LINE_BYTES, parseEventLine } from "./events.ts";
 import { LiveTurns, type LiveTurn } from "./live-turns.ts";
 import { spawnedTurnOptions, tearDownSpawnedTurn } from "./spawned-turn.ts";
@@ -175,6 +175,10 @@ export class LocalRunnerSupervisor implements TurnExecutor {
         resolve(outcome);
       };
       const onAbort = (signal: AbortSignal) => {
+        if (signal.reason instanceof TurnAbort) {
+          const { message, code } = signal.reason;
+          return end({ status: "aborted", message }, { message, code });
+        }
         const shutdown = signal.reason === SHUTDOWN;
         const message = shutdown ? "Gateway is shutting down" : "Turn aborted";
         end({ status: "aborted", message }, { message, code: shutdown ? RUNNER_ERROR_CODES.shutdown : RUNNER_ERROR_CODES.aborted });

@@ -17,7 +17,7 @@ import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
-import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
+import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
 export interface TurnTokenMinter {
@@ -141,8 +141,9 @@ export class TurnService {
     } catch {
       asked = false;
     }
-    if (!asked) c.abort(new Error("interrupted"));
-    else setTimeout(() => c.abort(new Error("interrupted")), graceMs).unref?.();
+    const abort = () => c.abort(new TurnAbort("interrupted", "Turn interrupted"));
+    if (!asked) abort();
+    else setTimeout(abort, graceMs).unref?.();
     return true;
   }
 
@@ -153,7 +154,7 @@ export class TurnService {
 
   /** Abort every live turn (gateway shutdown); their teardown runs as usual. */
   abortAll(): void {
-    for (const c of this.#live.values()) c.abort();
+    for (const c of this.#live.values()) c.abort(new TurnAbort("gateway_shutdown", "Gateway is shutting down"));
   }
 
   async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome> {
@@ -167,14 +168,16 @@ export class TurnService {
     const onAbort = () => controller.abort(signal.reason);
     if (signal.aborted) onAbort();
     else signal.addEventListener("abort", onAbort, { once: true });
-    const deadlineTimer = setTimeout(() => controller.abort(new Error("deadline")), Math.max(0, run.deadline - Date.now()));
+    const deadlineTimer = setTimeout(() => controller.abort(new TurnAbort("turn_timeout", "Turn exceeded its time limit")), Math.max(0, run.deadline - Date.now()));
+    // Watchers first: handing the event to the requester can abort the turn synchronously (a
+    // client too slow to read), and the RUN_ERROR that follows must come after this event.
     const deliver: TurnEmit = (e, raw) => {
+      d.bus.publish(run.project, run.session, run.runId, e);
       try {
         emit(e, raw);
       } catch {
         /* the caller's stream is gone; the turn still finishes and tears down */
       }
-      d.bus.publish(run.project, run.session, run.runId, e);
     };
     // Every participant learns who sent the turn: right after RUN_STARTED, a MESSAGES_SNAPSHOT of
     // the input with the sender stamped on its user messages (issue 3 §4).

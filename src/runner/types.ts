@@ -63,3 +63,17 @@ export interface TurnExecutor {
   /** End every live turn (gateway shutdown), teardown included. */
   shutdown?(): Promise<void>;
 }
+
+/**
+ * Why a turn was aborted, carried as `AbortSignal.reason` on `TurnContext.signal`, so executors
+ * end the turn with a RUN_ERROR that says so (`code`, e.g. `client_too_slow`,
+ * `client_disconnected`, `gateway_shutdown`, `interrupted`) instead of a generic "aborted".
+ */
+export class TurnAbort extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = "TurnAbort";
+    this.code = code;
+  }
+}

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { startGateway, runTurn, parseSse, type TestGateway } from "../helpers/gateway.ts";
+import { openSse } from "../helpers/streams.ts";
 import { processGroupAlive } from "../../src/runner/process-group.ts";
 
 const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
@@ -138,5 +139,25 @@ describe("teardown", () => {
     const events = parseSse(await res);
     const slow = events.find((e) => e.name === "slow")?.value;
     if (slow) expect(processGroupAlive(slow.pgid)).toBe(false);
+    expect(events.at(-1)).toMatchObject({ type: "RUN_ERROR", code: "gateway_shutdown" });
+  });
+
+  test("a client that stops reading is cut off: watchers see RUN_ERROR client_too_slow last, and teardown happens", async () => {
+    const { gw, alice } = await setup("flood", { TURNKEY_EVENTS_RETENTION: "0" });
+    gateways.push(gw);
+    const watcher = await openSse(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/events`, alice);
+    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "flood" }] }),
+    });
+    expect(res.status).toBe(200); // ...and never read the body
+    const last = await watcher.waitFor((e) => e.type === "RUN_ERROR" || e.type === "RUN_FINISHED", 30_000);
+    expect(last).toMatchObject({ type: "RUN_ERROR", code: "client_too_slow" });
+    await Bun.sleep(100);
+    expect(watcher.events.at(-1)).toBe(last); // nothing after the terminal event
+    expect(await waitFor(() => gw.server.deps.activeRuns.size === 0, 10_000)).toBe(true);
+    watcher.close();
+    await res.body?.cancel();
   });
 });

@@ -14,7 +14,8 @@ import { newRunId } from "../../runner/turn-service.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { subjectOf } from "../../identity/principal.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
-import { createSseChannel, SSE_HEADERS } from "../sse.ts";
+import { CLIENT_TOO_SLOW, createSseChannel, SSE_HEADERS } from "../sse.ts";
+import { TurnAbort } from "../../runner/types.ts";
 
 /** Fill AG-UI defaults (threadId = session name, runId = UUID v4) and check the full schema. */
 export function completeRunInput(body: Record<string, unknown>, session: string): RunAgentInput {
@@ -55,8 +56,13 @@ export const aguiRoutes = (deps: AppDeps) =>
       // The stream may be quiet for minutes while the agent thinks: lift Bun's idle timeout for
       // this request; heartbeats keep intermediaries alive.
       server?.timeout(request, 0);
-      const channel = createSseChannel({ heartbeatMs: deps.config.heartbeatMs, onCancel: () => abort.abort() });
-      request.signal.addEventListener("abort", () => abort.abort(), { once: true });
+      const gone = () => abort.abort(new TurnAbort("client_disconnected", "Client disconnected"));
+      const channel = createSseChannel({
+        heartbeatMs: deps.config.heartbeatMs,
+        onCancel: gone,
+        onOverflow: () => abort.abort(new TurnAbort(CLIENT_TOO_SLOW, "Client too slow to read the stream")),
+      });
+      request.signal.addEventListener("abort", gone, { once: true });
       void turn.execute((e, raw) => (raw ? channel.sendRaw(raw) : channel.send(e)), abort.signal).finally(() => channel.close());
       return new Response(channel.stream, { headers: SSE_HEADERS });
     },
