@@ -5,6 +5,7 @@
 import { Elysia } from "elysia";
 import type { AppDeps } from "./context.ts";
 import { errorResponse, toErrorResponse } from "./errors.ts";
+import { readJsonBody } from "./body.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { sessionCredentialRoutes, userCredentialRoutes } from "./routes/credentials.ts";
 import { aguiRoutes } from "./routes/agui.ts";
@@ -22,6 +23,10 @@ export function createApp(deps: AppDeps) {
       const len = Number(request.headers.get("content-length") ?? "0");
       if (Number.isFinite(len) && len > deps.config.maxBodyBytes)
         return errorResponse(413, "payload_too_large", `request body exceeds ${deps.config.maxBodyBytes} bytes`);
+    })
+    // Global: hooks are local to an Elysia instance by default, and the routes live in plugins.
+    .onParse({ as: "global" }, ({ request, contentType }) => {
+      if (contentType.startsWith("application/json") || contentType.endsWith("+json")) return readJsonBody(request, deps.config.maxBodyBytes);
     })
     .onError(({ code, error }) => {
       const { response, internal } = toErrorResponse(error, code);

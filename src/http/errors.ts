@@ -33,6 +33,8 @@ function describeValidation(err: { type?: string; valueError?: { path?: string; 
  * @param code Elysia's error code (`VALIDATION`, `PARSE`, `NOT_FOUND`, ...), when known.
  */
 export function toErrorResponse(error: unknown, code?: string | number): { response: Response; internal: boolean } {
+  // Elysia wraps whatever a body parser throws in a ParseError; ours are TurnkeyErrors (413, 400).
+  if (code === "PARSE" && (error as { cause?: unknown })?.cause instanceof TurnkeyError) error = (error as { cause: TurnkeyError }).cause;
   if (error instanceof TurnkeyError) return { response: errorResponse(error.status, error.code, error.message, authHeaders(error.status, error.code)), internal: false };
   switch (code) {
     case "VALIDATION": {
