@@ -101,6 +101,10 @@ async function main(argv: string[]): Promise<number> {
     }
     case "version":
     case "--version":
+      if (rest.includes("--help") || rest.includes("-h")) {
+        process.stdout.write("turnkey version: print the version\n\nUsage: turnkey version\n");
+        return 0;
+      }
       process.stdout.write(`turnkey ${pkg.version}\n`);
       return 0;
     case "help":

@@ -36,8 +36,9 @@ function requireName(value: string | undefined, flag: string): string {
 }
 
 function requireUser(value: string | undefined, flag = "--user"): string {
-  const id = sanitizeUserId(value ?? "");
-  if (!id) throw badRequest(`${flag} is required`);
+  if (!value) throw badRequest(`${flag} is required`);
+  const id = sanitizeUserId(value);
+  if (!id) throw badRequest(`${flag} has no usable character: user IDs keep only A-Z, a-z, 0-9, '.', '_' and '-'`);
   return id;
 }
 
