@@ -125,11 +125,14 @@ export function parseCredential<P extends ProviderName>(provider: P, body: unkno
     });
   }
   for (const [field, url] of urlsOf(provider, body)) {
+    let parsed: URL;
     try {
-      new URL(url);
+      parsed = new URL(url);
     } catch {
       throw invalid(field, "must be an http(s) URL");
     }
+    // A password in a URL is a secret the scrubber does not know about (it is not a secret field).
+    if (parsed.username || parsed.password) throw invalid(field, "must not contain a user name or password; use the credential fields");
   }
   return structuredClone(body) as CredentialRecords[P];
 }

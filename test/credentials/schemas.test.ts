@@ -43,6 +43,7 @@ const invalid: [ProviderName, string, unknown, string][] = [
   ["jira", "missing apiToken", { url: "https://a.b", email: "a@b.c" }, "apiToken"],
   ["jira", "missing email", { url: "https://a.b", apiToken: CANARY }, "email"],
   ["jira", "relative url", { url: `/${CANARY}`, email: "a@b.c", apiToken: "ok" }, "url"],
+  ["jira", "password in the url", { url: `https://u:${CANARY}@acme.atlassian.net`, email: "a@b.c", apiToken: "ok" }, "url"],
   ["google", "missing expiresAt", { accessToken: CANARY, email: "a@b.c" }, "expiresAt"],
   ["google", "expiresAt not ISO", { accessToken: "ok", email: "a@b.c", expiresAt: `tomorrow ${CANARY}` }, "expiresAt"],
   ["google", "expiresAt epoch number", { accessToken: "ok", email: "a@b.c", expiresAt: 1735787045 }, "expiresAt"],
