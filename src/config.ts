@@ -84,6 +84,10 @@ const ConfigSchema = T.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** Default values (issue 2 §2). */
+  /** Per-session event log: keep at most this many bytes of stored events; replay reads at most this much (0 = store none). */
+  eventsRetentionBytes: T.Integer({ minimum: 0 }),
+  /** Live view: re-check every open watcher's token and session role this often, ms (also at once on membership changes). */
+  watchRecheckMs: T.Integer({ minimum: 100 }),
 export function defaultConfig(): Config {
   return {
     host: "127.0.0.1",
@@ -122,6 +126,8 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_HOST: ["host", "string"],
   TURNKEY_PORT: ["port", "int"],
   TURNKEY_DATA_DIR: ["dataDir", "string"],
+    eventsRetentionBytes: 4 * 1024 * 1024,
+    watchRecheckMs: 10000,
   TURNKEY_PUBLIC_URL: ["publicUrl", "string"],
   TURNKEY_BACKEND: ["backend", "string"],
   TURNKEY_RUNNER_COMMAND: ["runnerCommand", "json-argv"],
@@ -164,6 +170,8 @@ function parseValue(setting: string, kind: Kind, raw: string): unknown {
     case "int": {
       if (!/^\d+$/.test(raw.trim())) throw new ConfigError(setting, `expected a whole number, got ${JSON.stringify(raw)}`);
       return Number(raw.trim());
+  TURNKEY_EVENTS_RETENTION_BYTES: ["eventsRetentionBytes", "int"],
+  TURNKEY_WATCH_RECHECK_MS: ["watchRecheckMs", "int"],
     }
     case "list":
       return raw.split(",").map((s) => s.trim()).filter(Boolean);

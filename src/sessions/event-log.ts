@@ -3,16 +3,30 @@
  * view late first sees what already happened. One JSON-lines file per session under
  * `<dataDir>/events/<project>/<session>.jsonl` (0600), each line `{seq, runId, time, event}`.
  *
- * Retention: the newest `retention` events are kept. The file is compacted (rewritten with the
- * newest `retention` lines, atomically) once it holds twice that, so appends stay O(1) and the
- * file stays under ~2 × retention lines. `retention = 0` disables the log.
+ * Retention has two bounds, both applied: at most `maxEvents` events and at most `maxBytes`
+ * bytes of lines (an event's line is its JSON record plus `\n`; AG-UI events can be ~1 MiB each,
+ * so a count alone does not bound the file). The stored events are always the newest ones that
+ * fit both bounds; a single event larger than `maxBytes` is delivered live but never replayed.
+ * - Appends are O(1). The file is compacted (rewritten with the newest events within both bounds,
+ *   atomically via a temp file and rename) once it holds `2 × maxEvents` lines or `2 × maxBytes`
+ *   bytes, so it stays under about twice the bounds plus one event.
+ * - Replay reads only the file's last `maxBytes + 1` bytes, never the whole file; compaction the
+ *   same. Opening a session's log the first time in a process reads at most `2 × maxBytes + 1`
+ *   bytes (an older, larger file is compacted first).
+ * - `maxEvents = 0` or `maxBytes = 0` disables storage; sequence numbers still advance.
+ * Sequence numbers continue across restarts from the newest stored event; when nothing is stored
+ * (storage disabled, or every stored event was larger than the bounds) they restart at 1, which
+ * is why the events route treats a `Last-Event-ID` beyond the current number as 0.
  *
  * Only scrubbed events reach the log (they come from the event bus, after the executor's
  * scrubber), so it never holds a secret injected into a turn.
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BaseEvent } from "@ag-ui/core";
+
+/** Default byte bound of a session's stored events (4 MiB); see `TURNKEY_EVENTS_RETENTION_BYTES`. */
+export const DEFAULT_EVENTS_RETENTION_BYTES = 4 * 1024 * 1024;
 
 /** One stored event. `seq` increases by one per event within a session; `time` is epoch ms. */
 export interface LoggedEvent {
@@ -24,21 +38,78 @@ export interface LoggedEvent {
 
 interface SessionState {
   lastSeq: number;
+  /** Lines and bytes in the file now (bytes = file size as written by this process). */
   lines: number;
+  bytes: number;
+}
+
+/** Complete lines of the newest `windowBytes` bytes of a file (a partial first line is dropped). */
+function readTailLines(file: string, windowBytes: number): { lines: string[]; size: number; whole: boolean; endsWithNewline: boolean } {
+  const fd = openSync(file, "r");
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, windowBytes);
+    const buf = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, buf, got, length - got, size - length + got);
+      if (n === 0) break;
+      got += n;
+    }
+    const whole = length === size;
+    const endsWithNewline = got > 0 && buf[got - 1] === 0x0a;
+    let text = buf.subarray(0, got).toString("utf8");
+    // Not from the start: the first line is cut unless the window begins right after a newline,
+    // and the window is one byte longer than the bound so that case keeps exactly `bound` bytes.
+    if (!whole) text = text.slice(text.indexOf("\n") + 1);
+    return { lines: text.split("\n").filter(Boolean), size, whole, endsWithNewline };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseLine(line: string): LoggedEvent | undefined {
+  try {
+    const r = JSON.parse(line) as LoggedEvent;
+    return typeof r?.seq === "number" ? r : undefined;
+  } catch {
+    return undefined; // a torn last line after a crash
+  }
+}
+
+/** The newest lines within `maxEvents` lines and `maxBytes` bytes (each line counted with its `\n`). */
+function newestWithin(lines: string[], maxEvents: number, maxBytes: number): string[] {
+  let bytes = 0;
+  let i = lines.length;
+  while (i > 0 && lines.length - i < maxEvents) {
+    const n = Buffer.byteLength(lines[i - 1]!) + 1;
+    if (bytes + n > maxBytes) break;
+    bytes += n;
+    i--;
+  }
+  return lines.slice(i);
 }
 
 export class SessionEventLog {
   #root: string;
-  #retention: number;
+  #maxEvents: number;
+  #maxBytes: number;
   #state = new Map<string, SessionState>();
 
   /**
    * @param dataDir the gateway's data directory; files go under `events/`.
-   * @param retention events kept per session (0 = keep none).
+   * @param maxEvents events kept per session (`TURNKEY_EVENTS_RETENTION`; 0 = keep none).
+   * @param maxBytes bytes of stored lines kept per session (`TURNKEY_EVENTS_RETENTION_BYTES`;
+   *   0 = keep none); default `DEFAULT_EVENTS_RETENTION_BYTES` (4 MiB).
    */
-  constructor(dataDir: string, retention: number) {
+  constructor(dataDir: string, maxEvents: number, maxBytes: number = DEFAULT_EVENTS_RETENTION_BYTES) {
     this.#root = join(dataDir, "events");
-    this.#retention = retention;
+    this.#maxEvents = maxEvents;
+    this.#maxBytes = maxBytes;
+  }
+
+  get #enabled(): boolean {
+    return this.#maxEvents > 0 && this.#maxBytes > 0;
   }
 
   /** Project and session are DNS-1123 labels (validated at the edge), so they are safe path parts. */
@@ -49,60 +120,80 @@ export class SessionEventLog {
   #load(project: string, session: string): SessionState {
     const key = `${project}/${session}`;
     let st = this.#state.get(key);
-    if (!st) {
-      const records = this.#read(project, session);
-      st = { lastSeq: records.at(-1)?.seq ?? 0, lines: records.length };
-      this.#state.set(key, st);
+    if (st) return st;
+    st = { lastSeq: 0, lines: 0, bytes: 0 };
+    const file = this.#file(project, session);
+    if (existsSync(file)) {
+      const tail = readTailLines(file, 2 * this.#maxBytes + 1);
+      for (let i = tail.lines.length - 1; i >= 0 && st.lastSeq === 0; i--) st.lastSeq = parseLine(tail.lines[i]!)?.seq ?? 0;
+      st.lines = tail.whole ? tail.lines.length : Number.POSITIVE_INFINITY;
+      st.bytes = tail.size;
+      // A line torn by a crash must not swallow the next append.
+      if (tail.size > 0 && !tail.endsWithNewline && this.#enabled) {
+        appendFileSync(file, "\n");
+        st.bytes++;
+      }
+      if (this.#enabled && this.#overBounds(st)) this.#compact(project, session, st);
     }
+    this.#state.set(key, st);
     return st;
   }
 
-  #read(project: string, session: string): LoggedEvent[] {
-    const file = this.#file(project, session);
-    if (!existsSync(file)) return [];
-    const out: LoggedEvent[] = [];
-    for (const line of readFileSync(file, "utf8").split("\n")) {
-      if (!line) continue;
-      try {
-        out.push(JSON.parse(line) as LoggedEvent);
-      } catch {
-        /* a torn last line after a crash: skip it */
-      }
-    }
-    return out;
+  #overBounds(st: SessionState): boolean {
+    return st.lines >= 2 * this.#maxEvents || st.bytes >= 2 * this.#maxBytes;
+  }
+
+  /** Sequence number of the session's newest event (0 = none yet). I/O errors propagate. */
+  lastSeq(project: string, session: string): number {
+    return this.#load(project, session).lastSeq;
   }
 
   /**
-   * Append an event; returns its sequence number. With retention 0 nothing is written but
+   * Append an event; returns its sequence number. With storage disabled nothing is written but
    * sequence numbers still advance (live watchers use them for `id:`). I/O errors propagate.
    */
   append(project: string, session: string, runId: string, event: BaseEvent): number {
     const st = this.#load(project, session);
     const record: LoggedEvent = { seq: st.lastSeq + 1, runId, time: Date.now(), event };
     st.lastSeq = record.seq;
-    if (this.#retention === 0) return record.seq;
-    const file = this.#file(project, session);
+    if (!this.#enabled) return record.seq;
+    const line = JSON.stringify(record) + "\n";
     mkdirSync(join(this.#root, project), { recursive: true, mode: 0o700 });
-    appendFileSync(file, JSON.stringify(record) + "\n", { mode: 0o600 });
+    appendFileSync(this.#file(project, session), line, { mode: 0o600 });
     st.lines++;
-    if (st.lines >= this.#retention * 2) this.#compact(project, session, st);
+    st.bytes += Buffer.byteLength(line);
+    if (this.#overBounds(st)) this.#compact(project, session, st);
     return record.seq;
   }
 
+  /** Rewrite the file with the newest lines within both bounds, reading only its tail. */
   #compact(project: string, session: string, st: SessionState): void {
-    const keep = this.#read(project, session).slice(-this.#retention);
     const file = this.#file(project, session);
+    const lines = readTailLines(file, this.#maxBytes + 1).lines.filter((l) => parseLine(l) !== undefined);
+    const keep = newestWithin(lines, this.#maxEvents, this.#maxBytes);
+    const text = keep.map((l) => l + "\n").join("");
     const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, keep.map((r) => JSON.stringify(r) + "\n").join(""), { mode: 0o600 });
+    writeFileSync(tmp, text, { mode: 0o600 });
     renameSync(tmp, file);
     st.lines = keep.length;
+    st.bytes = Buffer.byteLength(text);
   }
 
-  /** Stored events of a session with `seq > afterSeq`, oldest first (at most `retention`). */
+  /**
+   * Stored events of a session with `seq > afterSeq`, oldest first: at most the newest
+   * `maxEvents`, within `maxBytes` bytes of stored lines. Reads at most `maxBytes + 1` bytes from
+   * the end of the file, and nothing when `afterSeq` is already the newest. I/O errors propagate.
+   */
   replay(project: string, session: string, afterSeq = 0): LoggedEvent[] {
-    if (this.#retention === 0) return [];
-    return this.#read(project, session)
-      .filter((r) => r.seq > afterSeq)
-      .slice(-this.#retention);
+    if (!this.#enabled) return [];
+    const file = this.#file(project, session);
+    if (!existsSync(file) || afterSeq >= this.#load(project, session).lastSeq) return [];
+    const lines = readTailLines(file, this.#maxBytes + 1).lines;
+    const out: LoggedEvent[] = [];
+    for (const line of newestWithin(lines, this.#maxEvents, this.#maxBytes)) {
+      const r = parseLine(line);
+      if (r && r.seq > afterSeq) out.push(r);
+    }
+    return out;
   }
 }

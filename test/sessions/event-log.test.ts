@@ -1,5 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SessionEventLog } from "../../src/sessions/event-log.ts";
@@ -57,4 +57,89 @@ test("the bus delivers with sequence numbers and survives a throwing listener", 
   off();
   bus.publish("p", "s", "r", ev(4));
   expect(got).toEqual([1, 2]);
+});
+
+const big = (i: number, kib: number) => ({ type: "CUSTOM", name: "big", value: `${i}:` + "x".repeat(kib * 1024) }) as never;
+const file = (dir: string) => join(dir, "events", "p", "s.jsonl");
+
+test("the byte bound: compaction keeps the newest events within both bounds and the file stays under ~2x", () => {
+  const dir = tmp();
+  const log = new SessionEventLog(dir, 1000, 64 * 1024);
+  for (let i = 1; i <= 100; i++) {
+    log.append("p", "s", "r", big(i, 10));
+    expect(statSync(file(dir)).size).toBeLessThan(2 * 64 * 1024 + 11 * 1024);
+  }
+  const seqs = log.replay("p", "s").map((r) => r.seq);
+  // ~10.1 KiB per line: six fit in 64 KiB, and they are the newest six.
+  expect(seqs).toEqual([95, 96, 97, 98, 99, 100]);
+  expect(log.replay("p", "s", 98).map((r) => r.seq)).toEqual([99, 100]);
+  expect(log.replay("p", "s", 100)).toEqual([]);
+  // The count bound still applies under the byte bound.
+  const few = new SessionEventLog(tmp(), 3, 64 * 1024);
+  for (let i = 1; i <= 10; i++) few.append("p", "s", "r", ev(i));
+  expect(few.replay("p", "s").map((r) => r.seq)).toEqual([8, 9, 10]);
+});
+
+test("an oversized file from before the byte bound is compacted on open, reading only its tail; seq continues", () => {
+  const dir = tmp();
+  const old = new SessionEventLog(dir, 100_000, 100 * 1024 * 1024);
+  for (let i = 1; i <= 200; i++) old.append("p", "s", "r", big(i, 10)); // ~2 MB
+  expect(statSync(file(dir)).size).toBeGreaterThan(2_000_000);
+  const log = new SessionEventLog(dir, 100_000, 32 * 1024);
+  expect(log.lastSeq("p", "s")).toBe(200);
+  expect(statSync(file(dir)).size).toBeLessThanOrEqual(32 * 1024);
+  expect(log.replay("p", "s").map((r) => r.seq)).toEqual([198, 199, 200]);
+  expect(log.append("p", "s", "r", ev(201))).toBe(201);
+});
+
+test("replay never returns more than the byte bound, even before compaction, and skips a torn line", () => {
+  const dir = tmp();
+  const log = new SessionEventLog(dir, 1000, 50 * 1024);
+  for (let i = 1; i <= 9; i++) log.append("p", "s", "r", big(i, 10)); // ~91 KiB, under the 2x trigger
+  const replayed = log.replay("p", "s");
+  const bytes = replayed.reduce((n, r) => n + JSON.stringify(r).length + 1, 0);
+  expect(bytes).toBeLessThanOrEqual(50 * 1024);
+  expect(replayed.map((r) => r.seq)).toEqual([6, 7, 8, 9]);
+  // A crash tore the last line: it is skipped, and the next append starts on a fresh line.
+  appendFileSync(file(dir), '{"seq":10,"runId":"r","ti');
+  const again = new SessionEventLog(dir, 1000, 50 * 1024);
+  expect(again.append("p", "s", "r", ev(10))).toBe(10);
+  expect(again.replay("p", "s", 8).map((r) => r.seq)).toEqual([9, 10]);
+});
+
+test("byte bound 0 stores nothing; an event larger than the bound is live-only", () => {
+  const dir = tmp();
+  const none = new SessionEventLog(dir, 100, 0);
+  expect(none.append("p", "s", "r", ev(1))).toBe(1);
+  expect(none.replay("p", "s")).toEqual([]);
+  const small = new SessionEventLog(tmp(), 100, 4 * 1024);
+  small.append("p", "s", "r", ev(1));
+  small.append("p", "s", "r", big(2, 8));
+  small.append("p", "s", "r", ev(3));
+  expect(small.replay("p", "s").map((r) => r.seq)).toEqual([3]);
+});
+
+test("currentSeq and the membership channel: never numbered, stored or delivered as an event", () => {
+  const dir = tmp();
+  const bus = new SessionEventBus(new SessionEventLog(dir, 10));
+  const events: unknown[] = [];
+  bus.subscribe("p", "s", (e) => events.push(e));
+  let changes = 0;
+  const off = bus.onMembershipChange("p", "s", () => changes++);
+  bus.onMembershipChange("p", "other", () => changes += 100);
+  expect(bus.currentSeq("p", "s")).toBe(0);
+  bus.publish("p", "s", "r", ev(1));
+  expect(bus.membershipVersion("p", "s")).toBe(0);
+  bus.membershipChanged("p", "s");
+  bus.membershipChanged("p", "s");
+  off();
+  bus.membershipChanged("p", "s");
+  expect(changes).toBe(2);
+  expect(bus.membershipVersion("p", "s")).toBe(3);
+  expect(events).toHaveLength(1);
+  expect(bus.currentSeq("p", "s")).toBe(1);
+  expect(readFileSync(join(dir, "events", "p", "s.jsonl"), "utf8").trim().split("\n")).toHaveLength(1);
+  expect(bus.listenerCount("p", "s")).toBe(1);
+  // A new process sees the stored sequence.
+  expect(new SessionEventBus(new SessionEventLog(dir, 10)).currentSeq("p", "s")).toBe(1);
 });
