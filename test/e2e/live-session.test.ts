@@ -5,13 +5,40 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
+import { SignJWT } from "jose";
 import { startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
-import { openSse, openWs } from "../helpers/streams.ts";
+import { openSse, openStalled, openWs } from "../helpers/streams.ts";
 import { processGroupAlive } from "../../src/runner/process-group.ts";
+import { DEV_ISSUER_KEY_FILE, loadOrCreateSigningKey } from "../../src/identity/keys.ts";
+import { JWT_CLOCK_TOLERANCE_SECONDS } from "../../src/identity/jwt.ts";
 
 const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const BOB_GH = "ghp_bob_live_22222222222222222222222222";
 const base = "/api/projects/demo/agentic-sessions/live";
+
+/** Poll `pred` every 20 ms for up to `ms`. */
+async function until(pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(20);
+  }
+}
+
+/** A development-issuer user token the gateway accepts for about `validForS` more seconds (its clock tolerance included). */
+async function expiringToken(gw: TestGateway, userId: string, validForS: number): Promise<string> {
+  const key = await loadOrCreateSigningKey(gw.dataDir, DEV_ISSUER_KEY_FILE);
+  const { jwtIssuer, jwtAudience } = gw.server.deps.config;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ preferred_username: userId })
+    .setProtectedHeader({ alg: "ES256", kid: key.kid, typ: "JWT" })
+    .setIssuer(jwtIssuer)
+    .setAudience(jwtAudience)
+    .setSubject(userId)
+    .setIssuedAt(now - 60)
+    .setExpirationTime(now - JWT_CLOCK_TOLERANCE_SECONDS + validForS)
+    .sign(key.privateKey);
+}
 
 describe("live view for every participant", () => {
   let gw: TestGateway;
@@ -123,6 +150,124 @@ describe("live view for every participant", () => {
     await sock.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === r.events[0].runId);
     sock.close();
   });
+
+  test("Last-Event-ID beyond the current sequence, or garbage, replays what is stored and live events still arrive", async () => {
+    await gw.idle();
+    const bus = gw.server.deps.bus;
+    const current = bus.currentSeq("demo", "live");
+    expect(current).toBeGreaterThan(0);
+    const plain = await openSse(`${gw.url}${base}/agui/events`, tok.carol!);
+    await until(() => plain.ids.at(-1) === current);
+    plain.close();
+    for (const id of [String(current + 1000), "garbage", "-3", "1.5", ""]) {
+      const w = await openSse(`${gw.url}${base}/agui/events`, tok.carol!, { "last-event-id": id });
+      await until(() => w.ids.at(-1) === current);
+      expect(w.ids[0]).toBe(plain.ids[0]!);
+      w.close();
+    }
+    const bogus = await openSse(`${gw.url}${base}/agui/events`, tok.carol!, { "last-event-id": String(current + 1000) });
+    const r = await runTurn(gw, "demo", "live", tok.bob!);
+    await bogus.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === r.events[0].runId);
+    bogus.close();
+    await gw.idle();
+  });
+
+  test("removing a collaborator ends her open events stream and WebSocket at once (not at the 10 s recheck)", async () => {
+    const bus = gw.server.deps.bus;
+    await until(() => bus.listenerCount("demo", "live") === 0);
+    const sse = await openSse(`${gw.url}${base}/agui/events`, tok.carol!);
+    const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: tok.carol! });
+    await until(() => bus.listenerCount("demo", "live") === 2);
+    const t0 = Date.now();
+    expect((await gw.api("DELETE", `${base}/collaborators/carol`, { token: tok.alice })).status).toBe(200);
+    expect((await sock.closed).code).toBe(1008);
+    await sse.ended;
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(sse.comments).toContain("access revoked");
+    expect(bus.listenerCount("demo", "live")).toBe(0);
+    const r = await runTurn(gw, "demo", "live", tok.bob!);
+    const runId = r.events[0].runId;
+    expect(sse.events.some((e) => e.runId === runId) || sock.events.some((e) => e.runId === runId)).toBe(false);
+    await gw.api("PUT", `${base}/collaborators/carol`, { token: tok.alice, body: { role: "view" } });
+    await gw.idle();
+  });
+});
+
+describe("watchers are re-checked (TURNKEY_WATCH_RECHECK_MS=300)", () => {
+  let gw: TestGateway;
+  const tok: Record<string, string> = {};
+  const wbase = "/api/projects/demo/agentic-sessions/watch";
+  const listeners = () => gw.server.deps.bus.listenerCount("demo", "watch");
+
+  beforeAll(async () => {
+    gw = await startGateway({ TURNKEY_RUNNER_COMMAND: runner("slow"), TURNKEY_WATCH_RECHECK_MS: "300" });
+    for (const u of ["alice", "bob", "carol"]) tok[u] = await gw.token(u);
+    for (const name of ["watch", "stalled"]) await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: tok.alice, body: { name } });
+    await gw.api("PUT", `${wbase}/collaborators/bob`, { token: tok.alice, body: { role: "edit" } });
+    await gw.api("PUT", `${wbase}/collaborators/carol`, { token: tok.alice, body: { role: "view" } });
+  });
+  afterAll(() => gw.stop());
+
+  test("a role removed behind the gateway's back (as by Kubernetes RBAC) is noticed at the next periodic check", async () => {
+    const sse = await openSse(`${gw.url}${wbase}/agui/events`, tok.carol!);
+    const sock = await openWs(`${gw.url}${wbase}/agui/ws`, { token: tok.carol! });
+    await until(() => listeners() === 2);
+    await Bun.sleep(700); // checks that pass cut nobody
+    expect(listeners()).toBe(2);
+    await gw.server.deps.sessions.removeCollaborator("demo", "watch", "carol"); // no membership signal
+    expect((await sock.closed).code).toBe(1008);
+    await sse.ended;
+    expect(listeners()).toBe(0);
+    await gw.server.deps.sessions.setCollaborator("demo", "watch", "carol", "view");
+  });
+
+  test("a watcher whose bearer token expires is cut at the next check", async () => {
+    const token = await expiringToken(gw, "carol", 2);
+    const sse = await openSse(`${gw.url}${wbase}/agui/events`, token);
+    const sock = await openWs(`${gw.url}${wbase}/agui/ws`, { token });
+    expect(sse.status).toBe(200);
+    await until(() => listeners() === 2);
+    expect((await sock.closed).code).toBe(1008);
+    await sse.ended;
+    expect(listeners()).toBe(0);
+  });
+
+  test("a turn started over a WebSocket keeps running when its sender is removed; only the socket closes", async () => {
+    const alice = await openSse(`${gw.url}${wbase}/agui/events`, tok.alice!);
+    const sock = await openWs(`${gw.url}${wbase}/agui/ws`, { token: tok.bob! });
+    await until(() => listeners() === 2);
+    sock.send({ type: "run", input: { runId: "kept", messages: [{ id: "m", role: "user", content: "long" }] } });
+    await alice.waitFor((e) => e.type === "CUSTOM" && e.name === "slow");
+    expect((await gw.api("DELETE", `${wbase}/collaborators/bob`, { token: tok.alice })).status).toBe(200);
+    expect((await sock.closed).code).toBe(1008);
+    await Bun.sleep(500);
+    expect(gw.server.deps.activeRuns.forSession("demo", "watch").map((r) => r.runId)).toEqual(["kept"]);
+    expect((await gw.api("POST", `${wbase}/agui/interrupt`, { token: tok.alice, body: { runId: "kept" } })).status).toBe(202);
+    await alice.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === "kept");
+    alice.close();
+    await gw.idle();
+    await gw.api("PUT", `${wbase}/collaborators/bob`, { token: tok.alice, body: { role: "edit" } });
+  });
+
+  test("clients that never read: the SSE stream ends at its queue cap, the WebSocket closes 1008; queueing stops", async () => {
+    const bus = gw.server.deps.bus;
+    const sbase = "/api/projects/demo/agentic-sessions/stalled";
+    const sse = openStalled(`${gw.url}${sbase}/agui/events`, tok.alice!);
+    const ws = openStalled(`${gw.url}${sbase}/agui/ws`, tok.alice!, { websocket: true });
+    await until(() => bus.listenerCount("demo", "stalled") === 2);
+    const big = "z".repeat(1024 * 1024);
+    let published = 0;
+    while (bus.listenerCount("demo", "stalled") > 0 && published < 64) {
+      bus.publish("demo", "stalled", "r", { type: "CUSTOM", name: "big", value: big } as never);
+      published++;
+      await Bun.sleep(20);
+    }
+    expect(bus.listenerCount("demo", "stalled")).toBe(0);
+    // 8 MiB per stream plus what the kernel and Bun hold for the socket.
+    expect(published).toBeLessThan(48);
+    expect(await ws.drainUntil(Buffer.from([0x88, 2 + "client too slow".length, 0x03, 0xf0]))).toBe(true);
+    expect(await sse.drainUntil(Buffer.from("client_too_slow"))).toBe(true);
+  }, 60_000);
 });
 
 describe("interrupt", () => {

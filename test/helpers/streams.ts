@@ -2,6 +2,7 @@
  * Live stream readers for end-to-end tests: an SSE subscription and a WebSocket client that
  * collect events and let a test wait for one.
  */
+import { connect, type Socket } from "node:net";
 import { parseSse } from "./gateway.ts";
 
 export interface Collector {
@@ -41,14 +42,23 @@ function collector(close: () => void): Collector & { push(e: any): void } {
   };
 }
 
-/** Subscribe to an SSE URL; also returns the response status and the raw `id:` lines seen. */
-export async function openSse(url: string, token: string, headers: Record<string, string> = {}): Promise<Collector & { status: number; ids: number[] }> {
+/**
+ * Subscribe to an SSE URL; also returns the response status, the raw `id:` lines and comment
+ * lines (without the `: `) seen, and `ended`, which resolves when the server ends the stream.
+ */
+export async function openSse(
+  url: string,
+  token: string,
+  headers: Record<string, string> = {},
+): Promise<Collector & { status: number; ids: number[]; comments: string[]; ended: Promise<void> }> {
   const ac = new AbortController();
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", ...headers }, signal: ac.signal });
   const c = collector(() => ac.abort());
   const ids: number[] = [];
+  const comments: string[] = [];
+  let ended: Promise<void> = Promise.resolve();
   if (res.status === 200 && res.body) {
-    void (async () => {
+    ended = (async () => {
       const reader = res.body!.getReader();
       const dec = new TextDecoder();
       let buf = "";
@@ -62,6 +72,7 @@ export async function openSse(url: string, token: string, headers: Record<string
           buf = buf.slice(i + 2);
           const id = /^id: (\d+)$/m.exec(block)?.[1];
           if (id) ids.push(Number(id));
+          for (const m of block.matchAll(/^: ?(.*)$/gm)) comments.push(m[1]!);
           for (const e of parseSse(block)) c.push(e);
         }
       }
@@ -69,7 +80,7 @@ export async function openSse(url: string, token: string, headers: Record<string
   } else {
     await res.body?.cancel();
   }
-  return Object.assign(c, { status: res.status, ids });
+  return Object.assign(c, { status: res.status, ids, comments, ended });
 }
 
 /** Open a WebSocket; resolves once open (or closed). Frames are parsed as JSON. */
@@ -85,4 +96,42 @@ export async function openWs(url: string, opts: { token?: string; protocolToken?
   });
   await Promise.race([new Promise((r) => (ws.onopen = r)), closed]);
   return Object.assign(c, { ws, closed, send: (v: unknown) => ws.send(JSON.stringify(v)) });
+}
+
+/**
+ * A client that sends one request over raw TCP and then stops reading (the socket is paused, so
+ * the kernel buffers fill and the server sees backpressure). `websocket: true` makes it a
+ * WebSocket upgrade (RFC 6455 §4.1). `drainUntil(pattern)` resumes reading and resolves true once
+ * `pattern` arrives, false if the connection closes or `ms` pass first; the socket is then closed.
+ */
+export function openStalled(url: string, token: string, opts: { websocket?: boolean } = {}): { sock: Socket; drainUntil(pattern: Buffer, ms?: number): Promise<boolean> } {
+  const u = new URL(url);
+  const sock = connect(Number(u.port), u.hostname);
+  const head = [`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, `Authorization: Bearer ${token}`];
+  if (opts.websocket) head.push("Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13");
+  else head.push("Accept: text/event-stream");
+  sock.write(head.join("\r\n") + "\r\n\r\n");
+  sock.pause();
+  return {
+    sock,
+    drainUntil(pattern, ms = 10_000) {
+      return new Promise((resolve) => {
+        let tail = Buffer.alloc(0);
+        const finish = (found: boolean) => {
+          clearTimeout(timer);
+          sock.removeAllListeners("data");
+          sock.destroy();
+          resolve(found);
+        };
+        const timer = setTimeout(() => finish(false), ms);
+        sock.on("data", (d: Buffer) => {
+          const window = Buffer.concat([tail, d]);
+          if (window.includes(pattern)) return finish(true);
+          tail = window.subarray(Math.max(0, window.length - pattern.length));
+        });
+        sock.on("close", () => finish(false));
+        sock.resume();
+      });
+    },
+  };
 }

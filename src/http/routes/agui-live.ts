@@ -2,7 +2,13 @@
  * Shared-session AG-UI routes (issue 3 §4, §5, §7):
  * - `GET  …/agui/events` (owner, edit, view) → SSE: the session's stored events, then every
  *   turn's events live, with `: heartbeat` comments. Each event carries `id: <seq>`, so a client
- *   reconnecting with `Last-Event-ID` gets only what it missed (while retention holds it).
+ *   reconnecting with `Last-Event-ID` gets only what it missed (while retention holds it; see
+ *   `resumeAfter` for IDs that are not usable). The replay is at most the log's byte bound.
+ *   The watcher is re-checked (src/http/watch-guard.ts) on membership changes and every
+ *   `TURNKEY_WATCH_RECHECK_MS`; once it may no longer watch (removed, token expired), the stream
+ *   gets a final `: access revoked` comment and ends. A client that does not read gets at most
+ *   the replay plus the channel's default allowance queued, then `RUN_ERROR client_too_slow` and
+ *   the end of the stream (src/http/sse.ts).
  * - `POST …/agui/interrupt` `{runId?}` (owner, edit) → 202 `{runId, interrupted:true}`, or 404
  *   `run_not_found` when no such turn is running.
  * - `GET  …/agui/capabilities` (owner, edit, view) → the runner's capabilities JSON.
@@ -15,6 +21,7 @@ import { subjectOf } from "../../identity/principal.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { RunIdString, SessionParams } from "../schemas.ts";
 import { createSseChannel, DEFAULT_SSE_MAX_QUEUED_BYTES, SSE_HEADERS } from "../sse.ts";
+import { guardWatcher } from "../watch-guard.ts";
 import { authorizeSession } from "./sessions.ts";
 
 const encoder = new EventEncoder();
@@ -23,6 +30,23 @@ const utf8 = new TextEncoder();
 /** SSE frame with an `id:` line (WHATWG HTML §9.2.6), so `Last-Event-ID` can resume. */
 export function frameWithId(event: BaseEvent, seq: number): Uint8Array {
   return utf8.encode(`id: ${seq}\n${encoder.encodeSSE(event)}`);
+}
+
+/**
+ * Where a watcher resumes: the sequence number after which events are sent.
+ * @param header the `Last-Event-ID` request header (WHATWG HTML §9.2.4), as sent.
+ * @param currentSeq the session's newest sequence number (`bus.currentSeq`).
+ * @returns the header's number when it is a whole number in `1..currentSeq`, else 0 (replay
+ *   everything stored): a missing or malformed ID, and an ID beyond the current sequence (from
+ *   before a log reset, or made up), which would otherwise silence the stream until the session
+ *   caught up with it.
+ * @example resumeAfter("12", 40) // → 12;  resumeAfter("99", 40) // → 0;  resumeAfter("x", 40) // → 0
+ */
+export function resumeAfter(header: string | null, currentSeq: number): number {
+  const raw = header?.trim() ?? "";
+  if (!/^\d{1,15}$/.test(raw)) return 0;
+  const n = Number(raw);
+  return n <= currentSeq ? n : 0;
 }
 
 /** Capabilities of a runner Turnkey spawns itself, when the executor does not say. */
@@ -37,20 +61,23 @@ export function localCapabilities(deps: Pick<AppDeps, "config">): Record<string,
   };
 }
 
+/** The events stream, interrupt and capabilities routes as an Elysia plugin (see the module doc). */
 export const aguiLiveRoutes = (deps: AppDeps) =>
   new Elysia({ name: "aguiLiveRoutes", prefix: "/api/projects/:project/agentic-sessions/:session/agui" })
     .get(
       "/events",
       async ({ params, request, server }) => {
+        const { project, session } = params;
+        const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = requireUser(await authenticate(deps, request, server));
-        await authorizeSession(deps, params.project, params.session, user.userId, "watch", subjectOf(user));
+        await authorizeSession(deps, project, session, user.userId, "watch", subjectOf(user));
         server?.timeout(request, 0);
-        const lastId = Number(request.headers.get("last-event-id") ?? "0");
-        const afterSeq = Number.isSafeInteger(lastId) && lastId > 0 ? lastId : 0;
+        const remoteAddress = server?.requestIP(request)?.address;
+        const afterSeq = resumeAfter(request.headers.get("last-event-id"), deps.bus.currentSeq(project, session));
         let unsubscribe = () => {};
         // The replay is bounded by the retention; the queue cap leaves room for all of it on top
         // of the usual allowance for live events, so a long history is not "client too slow".
-        const replay = (deps.bus.log?.replay(params.project, params.session, afterSeq) ?? []).map((r) => ({ seq: r.seq, bytes: frameWithId(r.event, r.seq) }));
+        const replay = (deps.bus.log?.replay(project, session, afterSeq) ?? []).map((r) => ({ seq: r.seq, bytes: frameWithId(r.event, r.seq) }));
         const replayBytes = replay.reduce((n, r) => n + r.bytes.byteLength, 0);
         const channel = createSseChannel({
           heartbeatMs: deps.config.heartbeatMs,
@@ -65,9 +92,28 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
           channel.sendRaw(r.bytes);
           last = r.seq;
         }
-        unsubscribe = deps.bus.subscribe(params.project, params.session, (event, meta) => {
+        const offEvents = deps.bus.subscribe(project, session, (event, meta) => {
           if (meta.seq > last) channel.sendRaw(frameWithId(event, meta.seq));
         });
+        const guard = guardWatcher({
+          bus: deps.bus,
+          sessions: deps.sessions,
+          project,
+          session,
+          userId: user.userId,
+          recheckMs: deps.config.watchRecheckMs,
+          sinceVersion,
+          reauthenticate: () => deps.authenticator.authenticate({ headers: request.headers, ...(remoteAddress ? { remoteAddress } : {}) }),
+          onEnd: () => {
+            unsubscribe();
+            channel.sendRaw(utf8.encode(": access revoked\n\n"));
+            channel.close();
+          },
+        });
+        unsubscribe = () => {
+          offEvents();
+          guard.stop();
+        };
         request.signal.addEventListener("abort", () => {
           unsubscribe();
           channel.close();

@@ -9,7 +9,17 @@
  *   (removed entirely → 1008; downgraded to view → an error frame).
  * - Server → client: every AG-UI event of the session as a JSON text frame (this connection's
  *   turns and everyone else's), and `{"type":"error","error","code"}` frames for refused messages.
- * A turn started on a connection is aborted (with full teardown) when that connection closes.
+ * - The watcher is re-checked (src/http/watch-guard.ts) on membership changes and every
+ *   `TURNKEY_WATCH_RECHECK_MS`: once its token no longer authenticates it or it lost its role,
+ *   the socket closes with 1008.
+ * - A client that does not read: after each frame the socket's buffered amount is checked; above
+ *   `WS_MAX_BUFFERED_BYTES` (8 MiB) the socket closes with 1008 "client too slow" and no more
+ *   frames are queued for it (Bun itself would silently drop frames past its 16 MiB limit).
+ * A turn started on a connection is aborted (with full teardown) when the client closes the
+ * connection or it is cut for reading too slowly. When the connection is closed because its user
+ * may no longer watch, the turns it started keep running to their normal end: they were
+ * authorised when they started, other participants may be watching them, and the owner can end
+ * one with `POST …/agui/interrupt`.
  */
 import { Elysia } from "elysia";
 import { TurnkeyError } from "../../errors.ts";
@@ -17,9 +27,14 @@ import { subjectOf, type Principal } from "../../identity/principal.ts";
 import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
 import { SessionParams } from "../schemas.ts";
+import { DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
+import { guardWatcher, type WatchGuard } from "../watch-guard.ts";
 import { completeRunInput } from "./agui.ts";
 
 const BEARER_PROTOCOL = /^bearer\.(.+)$/;
+
+/** Per-socket cap on bytes Bun holds for a client that does not read (8 MiB, as an SSE channel's queue). */
+export const WS_MAX_BUFFERED_BYTES = DEFAULT_SSE_MAX_QUEUED_BYTES;
 
 /**
  * Close codes a server may send (RFC 6455 §7.4.1): 1005, 1006 and 1015 are reserved for
@@ -44,6 +59,7 @@ export function wsBearer(headers: Headers): { authorization?: string; protocol?:
 
 interface Conn {
   unsubscribe: () => void;
+  guard?: WatchGuard;
   runs: Set<AbortController>;
   /** Resolves true once the connection is authenticated and subscribed, false if refused. */
   ready: Promise<boolean>;
@@ -55,6 +71,42 @@ function fail1008(ws: { close(code: number, reason: string): void }, reason: str
   return false;
 }
 
+/** Minimal socket shape for `sendBounded`: Elysia's wrapper, whose `raw` is Bun's ServerWebSocket. */
+export interface BoundedSocket {
+  send(data: string): number;
+  close(code: number, reason: string): void;
+  /** Bun's ServerWebSocket; Elysia's bundled types predate its `getBufferedAmount()` (Bun ≥ 1.1). */
+  raw: object;
+}
+
+/** Bytes Bun holds for the socket, not yet written to the kernel (0 if Bun cannot say). */
+function bufferedAmount(raw: object): number {
+  const f = (raw as { getBufferedAmount?: () => number }).getBufferedAmount;
+  return typeof f === "function" ? f.call(raw) : 0;
+}
+
+/**
+ * Send one frame unless the client has stopped reading: when Bun reports the frame dropped
+ * (status 0) or more than `maxBufferedBytes` wait in the socket's buffer, close with 1008
+ * "client too slow" instead. @returns false when the socket was closed.
+ */
+export function sendBounded(ws: BoundedSocket, data: string, maxBufferedBytes = WS_MAX_BUFFERED_BYTES): boolean {
+  const status = ws.send(data);
+  if (status !== 0 && bufferedAmount(ws.raw) <= maxBufferedBytes) return true;
+  ws.close(1008, "client too slow");
+  return false;
+}
+
+/**
+ * Close a connection whose user may no longer watch, with 1008. Its turns are detached first, so
+ * closing does not abort them (see the module doc).
+ */
+function revoke(ws: { close(code: number, reason: string): void }, conn: Conn, reason: string): void {
+  conn.runs.clear();
+  ws.close(1008, reason);
+}
+
+/** The WebSocket live view as an Elysia plugin (see the module doc). */
 export const aguiWsRoutes = (deps: AppDeps) => {
   const conns = new Map<string, Conn>();
 
@@ -82,13 +134,26 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const conn: Conn = { unsubscribe: () => {}, runs: new Set(), ready: Promise.resolve(false) };
       conns.set(ws.id, conn);
       conn.ready = (async () => {
+        const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = await authenticateWs(ws.data.request);
         if (!user) return fail1008(ws, "authentication failed");
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
         if (!mayPerform(role, "watch")) return fail1008(ws, "not a participant of this session");
         if (!conns.has(ws.id)) return false; // closed meanwhile
-        conn.unsubscribe = deps.bus.subscribe(project, session, (event) => {
-          ws.send(JSON.stringify(event));
+        const offEvents = deps.bus.subscribe(project, session, (event) => {
+          if (!sendBounded(ws, JSON.stringify(event))) offEvents();
+        });
+        conn.unsubscribe = offEvents;
+        conn.guard = guardWatcher({
+          bus: deps.bus,
+          sessions: deps.sessions,
+          project,
+          session,
+          userId: user.userId,
+          recheckMs: deps.config.watchRecheckMs,
+          sinceVersion,
+          reauthenticate: () => authenticateWs(ws.data.request),
+          onEnd: () => revoke(ws, conn, "no longer allowed to watch this session"),
         });
         return true;
       })();
@@ -99,17 +164,17 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const { project, session } = ws.data.params;
       const fail = (err: unknown) => {
         const e = err instanceof TurnkeyError ? err : new TurnkeyError(500, "internal_error", "internal error");
-        ws.send(JSON.stringify({ type: "error", error: e.message, code: e.code }));
+        sendBounded(ws, JSON.stringify({ type: "error", error: e.message, code: e.code }));
       };
       const msg = message as { type?: unknown; input?: unknown } | null;
       if (!msg || typeof msg !== "object" || msg.type !== "run" || typeof msg.input !== "object" || msg.input === null)
         return fail(new TurnkeyError(400, "bad_request", 'expected {"type":"run","input":RunAgentInput}'));
       // Re-authenticate and re-authorise for every turn: tokens expire, collaborators are removed.
       const user = await authenticateWs(ws.data.request);
-      if (!user) return ws.close(1008, "authentication failed");
+      if (!user) return revoke(ws, conn, "authentication failed");
       try {
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user));
-        if (role === "none") return ws.close(1008, "no longer a participant of this session");
+        if (role === "none") return revoke(ws, conn, "no longer a participant of this session");
         if (!mayPerform(role, "run")) throw new TurnkeyError(403, "forbidden", "view collaborators may watch but not send turns");
         const input = completeRunInput(msg.input as Record<string, unknown>, session);
         const subject = subjectOf(user);
@@ -127,6 +192,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       if (!conn) return;
       conns.delete(ws.id);
       conn.unsubscribe();
+      conn.guard?.stop();
       for (const a of conn.runs) a.abort();
     },
   });

@@ -6,6 +6,8 @@
  * - `PUT    /api/projects/:project/agentic-sessions/:session/collaborators/:userId` `{role}` (owner only).
  * - `DELETE /api/projects/:project/agentic-sessions/:session/collaborators/:userId` (owner only).
  * Errors: 400 invalid_name/validation_failed, 401, 403, 404 session_not_found, 405 read_only_backend, 409 session_exists.
+ * A successful PUT or DELETE of a collaborator signals a membership change on the event bus's
+ * internal channel, so open live views of the session re-check their watchers at once.
  */
 import { Elysia, t } from "elysia";
 import { forbidden, notFound, TurnkeyError } from "../../errors.ts";
@@ -38,6 +40,7 @@ export async function authorizeSession(
 
 const readOnly = () => new TurnkeyError(405, "read_only_backend", "this backend does not allow changing sessions here; use the platform's own RBAC");
 
+/** The session and collaborator routes as an Elysia plugin (see the module doc). */
 export const sessionRoutes = (deps: AppDeps) =>
   new Elysia({ name: "sessionRoutes", prefix: "/api/projects/:project/agentic-sessions" })
     .post(
@@ -78,7 +81,9 @@ export const sessionRoutes = (deps: AppDeps) =>
         await authorizeSession(deps, params.project, params.session, user.userId, "manage", subjectOf(user));
         const target = sanitizeUserId(params.userId);
         if (!target) throw new TurnkeyError(400, "validation_failed", "userId is empty after sanitising");
-        return deps.sessions.setCollaborator(params.project, params.session, target, body.role);
+        const s = await deps.sessions.setCollaborator(params.project, params.session, target, body.role);
+        deps.bus.membershipChanged(params.project, params.session);
+        return s;
       },
       {
         params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }),
@@ -91,7 +96,9 @@ export const sessionRoutes = (deps: AppDeps) =>
         const user = requireUser(await authenticate(deps, request, server));
         if (deps.sessions.readOnly) throw readOnly();
         await authorizeSession(deps, params.project, params.session, user.userId, "manage", subjectOf(user));
-        return deps.sessions.removeCollaborator(params.project, params.session, sanitizeUserId(params.userId));
+        const s = await deps.sessions.removeCollaborator(params.project, params.session, sanitizeUserId(params.userId));
+        deps.bus.membershipChanged(params.project, params.session);
+        return s;
       },
       { params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }) },
     );
