@@ -6,7 +6,8 @@
 import { Type as T, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { existsSync } from "node:fs";
-import { resolve, join } from "node:path";
+import { tmpdir } from "node:os";
+import { isAbsolute, relative, resolve, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { PROVIDERS, isProvider, type ProviderName } from "./credentials/providers.ts";
 
@@ -21,6 +22,9 @@ export const EXAMPLE_RUNNER = resolve(import.meta.dir, "../examples/runners/hell
 export function defaultRunnerCommand(): string[] {
   return existsSync(EXAMPLE_RUNNER) ? [process.execPath, EXAMPLE_RUNNER] : [process.execPath, "example-runner"];
 }
+
+/** Largest uid/gid a runner may get (2^32 - 2; -1 means "unchanged" to the kernel). */
+const MAX_ID = 4294967294;
 
 const ConfigSchema = T.Object({
   host: T.String({ minLength: 1 }),
@@ -39,6 +43,15 @@ const ConfigSchema = T.Object({
   runnerBotTokensFile: T.Optional(T.String()),
   /** Extra variable names a runner may inherit from the gateway's environment. */
   runnerEnvPassthrough: T.Array(T.String({ pattern: "^[A-Za-z_][A-Za-z0-9_]*$" })),
+  /** Spawned runners' uid pool, `first-last` or one uid; unset = runners run as the gateway's user. */
+  runnerUids: T.Optional(T.String({ pattern: "^[0-9]+(-[0-9]+)?$" })),
+  /** Group of every pooled runner; unset = each runner's gid is its uid. */
+  runnerGid: T.Optional(T.Integer({ minimum: 1, maximum: MAX_ID })),
+  /**
+   * Parent of the per-turn directories. Default `<dataDir>/turns`, or with `runnerUids`
+   * `<tmpdir>/turnkey-turns-<gateway uid>` (runners cannot traverse the 0700 data dir).
+   */
+  turnsDir: T.Optional(T.String({ minLength: 1 })),
   turnTimeoutMs: T.Integer({ minimum: 1000 }),
   /** Concurrent turns across the gateway (each is a process); more → 429 `too_many_turns`. */
   maxConcurrentTurns: T.Integer({ minimum: 1 }),
@@ -71,6 +84,10 @@ const ConfigSchema = T.Object({
   trustedProxies: T.Array(T.String()),
   /** Per-session event log: keep at most this many events (issue 3). */
   eventsRetention: T.Integer({ minimum: 0 }),
+  /** Per-session event log: keep at most this many bytes of stored events; replay reads at most this much (0 = store none). */
+  eventsRetentionBytes: T.Integer({ minimum: 0 }),
+  /** Live view: re-check every open watcher's token and session role this often, ms (also at once on membership changes). */
+  watchRecheckMs: T.Integer({ minimum: 100 }),
   /** Kubernetes backend (issue 4). */
   credentialsNamespace: T.String({ minLength: 1 }),
   tokenAudiences: T.Array(T.String()),
@@ -84,10 +101,6 @@ const ConfigSchema = T.Object({
 export type Config = Static<typeof ConfigSchema>;
 
 /** Default values (issue 2 §2). */
-  /** Per-session event log: keep at most this many bytes of stored events; replay reads at most this much (0 = store none). */
-  eventsRetentionBytes: T.Integer({ minimum: 0 }),
-  /** Live view: re-check every open watcher's token and session role this often, ms (also at once on membership changes). */
-  watchRecheckMs: T.Integer({ minimum: 100 }),
 export function defaultConfig(): Config {
   return {
     host: "127.0.0.1",
@@ -113,6 +126,8 @@ export function defaultConfig(): Config {
     userClaims: ["preferred_username", "email", "sub"],
     trustedProxies: [],
     eventsRetention: 10000,
+    eventsRetentionBytes: 4 * 1024 * 1024,
+    watchRecheckMs: 10000,
     credentialsNamespace: "ambient-code",
     tokenAudiences: [],
     kubeTimeoutMs: 5000,
@@ -126,8 +141,6 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_HOST: ["host", "string"],
   TURNKEY_PORT: ["port", "int"],
   TURNKEY_DATA_DIR: ["dataDir", "string"],
-    eventsRetentionBytes: 4 * 1024 * 1024,
-    watchRecheckMs: 10000,
   TURNKEY_PUBLIC_URL: ["publicUrl", "string"],
   TURNKEY_BACKEND: ["backend", "string"],
   TURNKEY_RUNNER_COMMAND: ["runnerCommand", "json-argv"],
@@ -136,6 +149,9 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_RUNNER_SESSION_TOKEN_FILE: ["runnerSessionTokenFile", "string"],
   TURNKEY_RUNNER_BOT_TOKENS_FILE: ["runnerBotTokensFile", "string"],
   TURNKEY_RUNNER_ENV_PASSTHROUGH: ["runnerEnvPassthrough", "list"],
+  TURNKEY_RUNNER_UIDS: ["runnerUids", "string"],
+  TURNKEY_RUNNER_GID: ["runnerGid", "int"],
+  TURNKEY_TURNS_DIR: ["turnsDir", "string"],
   TURNKEY_TURN_TIMEOUT_MS: ["turnTimeoutMs", "int"],
   TURNKEY_MAX_CONCURRENT_TURNS: ["maxConcurrentTurns", "int"],
   TURNKEY_TEARDOWN_GRACE_MS: ["teardownGraceMs", "int"],
@@ -154,6 +170,8 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_USER_CLAIMS: ["userClaims", "list"],
   TURNKEY_TRUSTED_PROXIES: ["trustedProxies", "list"],
   TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],
+  TURNKEY_EVENTS_RETENTION_BYTES: ["eventsRetentionBytes", "int"],
+  TURNKEY_WATCH_RECHECK_MS: ["watchRecheckMs", "int"],
   TURNKEY_CREDENTIALS_NAMESPACE: ["credentialsNamespace", "string"],
   TURNKEY_TOKEN_AUDIENCES: ["tokenAudiences", "list"],
   TURNKEY_KUBE_TIMEOUT_MS: ["kubeTimeoutMs", "int"],
@@ -170,8 +188,6 @@ function parseValue(setting: string, kind: Kind, raw: string): unknown {
     case "int": {
       if (!/^\d+$/.test(raw.trim())) throw new ConfigError(setting, `expected a whole number, got ${JSON.stringify(raw)}`);
       return Number(raw.trim());
-  TURNKEY_EVENTS_RETENTION_BYTES: ["eventsRetentionBytes", "int"],
-  TURNKEY_WATCH_RECHECK_MS: ["watchRecheckMs", "int"],
     }
     case "list":
       return raw.split(",").map((s) => s.trim()).filter(Boolean);
@@ -238,7 +254,56 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
     if (out.jwksUrl) throw new ConfigError(setting, "set either TURNKEY_JWKS_URL or serviceaccount discovery, not both");
     if (!sources.jwtIssuer) throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_JWT_ISSUER set to the cluster's service-account issuer (pinned)");
   }
+  checkRunnerIsolation(out, sources);
   return out;
+}
+
+/** A parsed `runnerUids` setting: uids `first..last`, both inclusive. */
+export interface RunnerUidRange {
+  first: number;
+  last: number;
+}
+
+/**
+ * Parse `runnerUids` (`"200000-200999"` or `"200000"`). Pure: no check against the gateway's
+ * own ids (`loadConfig` does that).
+ * @returns undefined when unset.
+ * @throws ConfigError (`setting`) for a malformed or reversed range, uid 0, or a uid above 2^32-2.
+ */
+export function parseRunnerUids(raw: string | undefined, setting = "TURNKEY_RUNNER_UIDS"): RunnerUidRange | undefined {
+  if (raw === undefined) return undefined;
+  const m = /^(\d+)(?:-(\d+))?$/.exec(raw.trim());
+  if (!m) throw new ConfigError(setting, `expected a uid or a range like 200000-200999, got ${JSON.stringify(raw)}`);
+  const first = Number(m[1]);
+  const last = m[2] === undefined ? first : Number(m[2]);
+  if (first < 1) throw new ConfigError(setting, "uid 0 (root) cannot be a runner uid");
+  if (last > MAX_ID) throw new ConfigError(setting, `uids above ${MAX_ID} are not valid`);
+  if (last < first) throw new ConfigError(setting, `range ${raw} ends before it starts`);
+  return { first, last };
+}
+
+/**
+ * Runner isolation settings (DESIGN §7 rule 1): the uid range must not hold the gateway's own
+ * uid or gid (a runner would then be the gateway, or share its group), nor may
+ * `runnerGid`; with uids the turns root must lie outside the data dir, which stays 0700.
+ * Fills in the default `turnsDir`. @throws ConfigError naming the setting.
+ */
+function checkRunnerIsolation(out: Config, sources: Record<string, string>): void {
+  const uidsSetting = sources.runnerUids ?? "TURNKEY_RUNNER_UIDS";
+  const range = parseRunnerUids(out.runnerUids, uidsSetting);
+  const own = { uid: process.getuid?.() ?? -1, gid: process.getgid?.() ?? -1 };
+  const inRange = (id: number) => range !== undefined && id >= range.first && id <= range.last;
+  if (inRange(own.uid)) throw new ConfigError(uidsSetting, `the range contains the gateway's own uid ${own.uid}`);
+  if (out.runnerGid !== undefined) {
+    if (out.runnerGid === own.gid) throw new ConfigError(sources.runnerGid ?? "TURNKEY_RUNNER_GID", `runners must not share the gateway's gid ${own.gid}`);
+  } else if (inRange(own.gid)) {
+    throw new ConfigError(uidsSetting, `the range contains the gateway's gid ${own.gid} (each runner's gid is its uid); set TURNKEY_RUNNER_GID`);
+  }
+  const defaultTurns = range ? join(tmpdir(), `turnkey-turns-${own.uid}`) : join(out.dataDir, "turns");
+  out.turnsDir = resolve(out.turnsDir ?? defaultTurns);
+  const rel = relative(out.dataDir, out.turnsDir);
+  if (range && (rel === "" || (rel !== ".." && !rel.startsWith("../") && !isAbsolute(rel))))
+    throw new ConfigError(sources.turnsDir ?? "TURNKEY_TURNS_DIR", "with TURNKEY_RUNNER_UIDS the turns dir must be outside the data dir (runners cannot traverse it)");
 }
 
 /** The public base URL runners use to call back (`TURNKEY_CREDENTIALS_URL` is built from it). */
