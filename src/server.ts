@@ -24,6 +24,7 @@ import { SessionEventBus } from "./sessions/event-bus.ts";
 import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { createTurnExecutor } from "./runner/select.ts";
+import { openRunnerUidPool } from "./runner/runner-uids.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 import type { JWTVerifyGetKey } from "jose";
 import { createGatewayMetrics } from "./metrics/registry.ts";
@@ -68,6 +69,23 @@ async function openStores(cfg: Config, logger: Logger): Promise<Stores> {
     },
     close: async () => embedded.close(),
   };
+}
+
+/**
+ * The runner uid pool when local runners are spawned under `runnerUids` (checked by a probe
+ * spawn, see `openRunnerUidPool`); else undefined, with the one warning that runners spawned as
+ * the gateway's own user can read its data dir (DESIGN §7 rule 1 then rests on the host).
+ * @throws ConfigError when the pool cannot be used.
+ */
+async function runnerUidPool(cfg: Config, logger: Logger) {
+  if (cfg.runnerUrl) return undefined;
+  if (!cfg.runnerUids) {
+    logger.warn({}, "runners run as the gateway's OS user and can read its data dir; set TURNKEY_RUNNER_UIDS to isolate them");
+    return undefined;
+  }
+  const pool = await openRunnerUidPool(cfg);
+  logger.info({ runnerUids: cfg.runnerUids, turnsDir: cfg.turnsDir }, "runners run under per-turn uids");
+  return pool;
 }
 
 /** A running gateway. */
@@ -116,7 +134,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
   );
   let boundPort = cfg.port;
-  const executor = opts.executor ?? createTurnExecutor(cfg, logger);
+  const executor = opts.executor ?? createTurnExecutor(cfg, logger, await runnerUidPool(cfg, logger));
   const turns = new TurnService({
     sessions: stores.sessions,
     credentials: stores.credentials,

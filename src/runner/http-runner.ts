@@ -22,17 +22,17 @@ import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
 import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter } from "./events.ts";
 import { LiveTurns, type LiveTurn } from "./live-turns.ts";
-import { spawnedTurnOptions, tearDownSpawnedTurn } from "./spawned-turn.ts";
+import { SpawnedTurn, spawnedTurnOptions } from "./spawned-turn.ts";
+import { NO_FREE_RUNNER_UID, type RunnerIdentity } from "./runner-uids.ts";
 import { spawnProcessGroup } from "./process-group.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type LocalRunnerOptions, type SupervisorLogger } from "./supervisor.ts";
 import { MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type StopReason } from "./sse-relay.ts";
 import { readSessionToken, runnerHeaders } from "./runner-request.ts";
 import { unknownCapabilities } from "./remote.ts";
-import { createTurnDir, writeTurnFiles } from "./turn-dir.ts";
 
 /** Options of `HttpRunnerSupervisor`: those of the local supervisor, plus the HTTP ones. */
-export interface HttpRunnerOptions extends Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "logger" | "baseEnv"> {
+export interface HttpRunnerOptions extends Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "logger" | "baseEnv" | "runnerUids"> {
   /** How long to wait for `GET /health` → 2xx after spawning, ms; default 30000. */
   healthTimeoutMs?: number;
   /** After the runner exits mid-stream, how long to keep reading its socket, ms; default 250. */
@@ -121,7 +121,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
     const o = this.#o;
     const stream = new PassThroughStream(ctx, emit, (err) => log.debug({ ...meta, err: String(err) }, "event consumer failed"));
     let scrubber = new SecretScrubber([ctx.turnToken]);
-    let turnDir: string | undefined;
+    const turn = new SpawnedTurn(o);
     let outcome: TurnOutcome | undefined;
     const fail = (message: string, code: string, status: TurnOutcome["status"] = "error"): TurnOutcome => {
       stream.fail(message, code);
@@ -129,22 +129,27 @@ export class HttpRunnerSupervisor implements TurnExecutor {
     };
     try {
       if (this.#turns.closed) return (outcome = fail(SHUTDOWN.message, SHUTDOWN.code, "aborted"));
+      if (!turn.acquire()) {
+        log.warn(meta, "turn refused: no free runner uid");
+        return (outcome = fail(NO_FREE_RUNNER_UID, RUNNER_ERROR_CODES.unavailable));
+      }
+      let turnDir: string;
       let env: Record<string, string>;
       let sessionToken: string | undefined;
       let port: number;
       try {
-        turnDir = await createTurnDir(o.turnsRoot);
+        turnDir = await turn.makeDir();
         const te = buildTurnEnvironment(ctx, { turnDir, ...o });
         sessionToken = await readSessionToken(o.sessionTokenFile, log);
         scrubber = new SecretScrubber([...te.secrets, sessionToken]);
-        await writeTurnFiles(turnDir, te.files);
+        await turn.writeFiles(te.files);
         port = await freeLoopbackPort();
-        env = { ...te.env, PORT: String(port) };
+        env = turn.env({ ...te.env, PORT: String(port) });
       } catch (err) {
         log.error({ ...meta, err: scrubber.scrub(String(err)) }, "turn setup failed");
         return (outcome = fail("Turn environment could not be prepared", RUNNER_ERROR_CODES.setup));
       }
-      const proc = this.#spawn(env, turnDir, scrubber, meta, live);
+      const proc = this.#spawn(env, turnDir, scrubber, meta, live, turn.runAs);
       if (!proc) return (outcome = fail("Runner could not be started", RUNNER_ERROR_CODES.unavailable));
       const base = `http://127.0.0.1:${port}`;
       const ready = await this.#waitHealthy(`${base}/health`, ctx, live);
@@ -164,17 +169,17 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       log.error({ ...meta, err: scrubber.scrub(String(err)) }, "http runner turn failed");
       return (outcome = fail("Internal error while running the turn", RUNNER_ERROR_CODES.setup));
     } finally {
-      await tearDownSpawnedTurn({ pid: live.pid, turnDir, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
+      await turn.tearDown({ pid: live.pid, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
       log.info({ ...meta, status: outcome?.status }, "turn ended");
     }
   }
 
   /** Spawn the runner; its exit stops the turn (after `exitDrainMs`). Output is drained and logged, bounded and scrubbed. */
-  #spawn(env: Record<string, string>, cwd: string, scrubber: SecretScrubber, meta: object, live: LiveTurn): ChildProcess | undefined {
+  #spawn(env: Record<string, string>, cwd: string, scrubber: SecretScrubber, meta: object, live: LiveTurn, runAs: RunnerIdentity | undefined): ChildProcess | undefined {
     const log = this.#log;
     let proc: ChildProcess;
     try {
-      proc = spawnProcessGroup(this.#o.command, { env, cwd, stdio: ["ignore", "pipe", "pipe"] });
+      proc = spawnProcessGroup(this.#o.command, { env, cwd, stdio: ["ignore", "pipe", "pipe"], ...runAs });
     } catch (err) {
       log.error({ ...meta, err: scrubber.scrub(String(err)) }, "runner could not be started");
       return undefined;

@@ -16,6 +16,14 @@ export interface SpawnGroupOptions {
   cwd: string;
   /** Default: stdin, stdout and stderr piped. */
   stdio?: StdioOptions;
+  /**
+   * Run as this uid and gid (a runner uid from the pool); unset = the gateway's own. Bun's
+   * `node:child_process` switches in the child before exec and drops supplementary groups
+   * (test/runner/runner-uids.test.ts checks both). Needs root or CAP_SETUID/CAP_SETGID; without
+   * them the spawn throws EPERM.
+   */
+  uid?: number;
+  gid?: number;
 }
 
 /**
@@ -33,6 +41,7 @@ export function spawnProcessGroup(argv: readonly string[], opts: SpawnGroupOptio
     cwd: opts.cwd,
     stdio: opts.stdio ?? ["pipe", "pipe", "pipe"],
     windowsHide: true,
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.gid ?? opts.uid } : {}),
   });
 }
 

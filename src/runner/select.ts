@@ -8,14 +8,16 @@ import type { Config } from "../config.ts";
 import { dataPath } from "../config.ts";
 import { HttpRunnerSupervisor } from "./http-runner.ts";
 import { RemoteRunnerProxy } from "./remote.ts";
+import type { RunnerUidPool } from "./runner-uids.ts";
 import { LocalRunnerSupervisor, type SupervisorLogger } from "./supervisor.ts";
 import type { TurnExecutor } from "./types.ts";
 
 /**
- * Build the executor the configuration asks for.
+ * Build the executor the configuration asks for. `runnerUids` (from `openRunnerUidPool`) makes
+ * spawned runners run under per-turn uids; the remote proxy spawns nothing and ignores it.
  * @throws ConfigError for an unusable runner URL template, an empty command or a bad host entry.
  */
-export function createTurnExecutor(cfg: Config, logger: SupervisorLogger): TurnExecutor {
+export function createTurnExecutor(cfg: Config, logger: SupervisorLogger, runnerUids?: RunnerUidPool): TurnExecutor {
   if (cfg.runnerUrl) {
     return new RemoteRunnerProxy({
       urlTemplate: cfg.runnerUrl,
@@ -29,8 +31,9 @@ export function createTurnExecutor(cfg: Config, logger: SupervisorLogger): TurnE
     graceMs: cfg.teardownGraceMs,
     githubHosts: cfg.githubHosts,
     gitlabHosts: cfg.gitlabHosts,
-    turnsRoot: dataPath(cfg, "turns"),
+    turnsRoot: cfg.turnsDir ?? dataPath(cfg, "turns"),
     logger,
+    runnerUids: runnerUids ?? null,
   };
   if (cfg.runnerProtocol === "http") {
     return new HttpRunnerSupervisor({ ...local, ...(cfg.runnerSessionTokenFile ? { sessionTokenFile: cfg.runnerSessionTokenFile } : {}) });

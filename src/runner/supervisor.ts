@@ -15,11 +15,11 @@ import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
 import { TurnAbort, type TurnContext, type TurnExecutor, type TurnOutcome } from "./types.ts";
 import { LineSplitter, MAX_EVENT_LINE_BYTES, parseEventLine } from "./events.ts";
 import { LiveTurns, type LiveTurn } from "./live-turns.ts";
-import { spawnedTurnOptions, tearDownSpawnedTurn } from "./spawned-turn.ts";
+import { SpawnedTurn, spawnedTurnOptions } from "./spawned-turn.ts";
+import { NO_FREE_RUNNER_UID, type RunnerIdentity, type RunnerUidPool } from "./runner-uids.ts";
 import { spawnProcessGroup } from "./process-group.ts";
 import { RunStream } from "./run-stream.ts";
 import { SecretScrubber } from "./scrub.ts";
-import { createTurnDir, writeTurnFiles } from "./turn-dir.ts";
 
 /** Minimal pino-compatible logger. */
 export interface SupervisorLogger {
@@ -40,8 +40,10 @@ export interface LocalRunnerOptions {
   /** Hosts the git credential helper answers for (config `githubHosts`/`gitlabHosts`). */
   githubHosts: readonly string[];
   gitlabHosts: readonly string[];
-  /** Parent of the turn directories, e.g. `<dataDir>/turns`; created 0700. */
+  /** Parent of the turn directories (config `turnsDir`); created 0700, or 0711 with `runnerUids`. */
   turnsRoot: string;
+  /** Per-turn runner uids (config `runnerUids`, see runner-uids.ts); unset = runners run as the gateway's user. */
+  runnerUids?: RunnerUidPool | null;
   logger?: SupervisorLogger;
   /** Where allowlisted/passthrough variables are read from; default `process.env`. */
   baseEnv?: Record<string, string | undefined>;
@@ -123,7 +125,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
     const stream = new RunStream(ctx, emit, (err) => log.debug({ ...meta, err: String(err) }, "event consumer failed"));
     // Until the environment is built, hide at least the turn token.
     let scrubber = new SecretScrubber([ctx.turnToken]);
-    let turnDir: string | undefined;
+    const turn = new SpawnedTurn(this.#o);
     const child: { proc?: ChildProcess } = {};
     let outcome: TurnOutcome;
     try {
@@ -131,19 +133,24 @@ export class LocalRunnerSupervisor implements TurnExecutor {
         stream.fail("Gateway is shutting down", RUNNER_ERROR_CODES.shutdown);
         return { status: "aborted", message: "Gateway is shutting down" };
       }
+      if (!turn.acquire()) {
+        log.warn(meta, "turn refused: no free runner uid");
+        stream.fail(NO_FREE_RUNNER_UID, RUNNER_ERROR_CODES.unavailable);
+        return { status: "error", message: NO_FREE_RUNNER_UID };
+      }
       try {
-        turnDir = await createTurnDir(this.#o.turnsRoot);
+        const turnDir = await turn.makeDir();
         const te = buildTurnEnvironment(ctx, { turnDir, ...this.#o });
         scrubber = new SecretScrubber(te.secrets);
-        await writeTurnFiles(turnDir, te.files);
-        outcome = await this.#run(ctx, te.env, turnDir, scrubber, stream, live, child);
+        await turn.writeFiles(te.files);
+        outcome = await this.#run(ctx, turn.env(te.env), turnDir, scrubber, stream, live, child, turn.runAs);
       } catch (err) {
         log.error({ ...meta, err: scrubber.scrub(String(err)) }, "turn setup failed");
         stream.fail("Turn environment could not be prepared", RUNNER_ERROR_CODES.setup);
         outcome = { status: "error", message: "Turn environment could not be prepared" };
       }
     } finally {
-      await tearDownSpawnedTurn({ pid: live.pid, turnDir, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
+      await turn.tearDown({ pid: live.pid, graceMs: this.#o.graceMs, log: this.#log, meta, scrubber });
     }
     const p = child.proc;
     if (p && outcome.exitCode === undefined && (p.exitCode !== null || p.signalCode !== null)) outcome.exitCode = p.exitCode;
@@ -160,6 +167,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
     stream: RunStream,
     live: LiveTurn,
     child: { proc?: ChildProcess },
+    runAs: RunnerIdentity | undefined,
   ): Promise<TurnOutcome> {
     const o = this.#o;
     const log = this.#log;
@@ -205,7 +213,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
       };
       let proc: ChildProcess;
       try {
-        proc = spawnProcessGroup(o.command, { env, cwd: turnDir });
+        proc = spawnProcessGroup(o.command, { env, cwd: turnDir, ...runAs });
       } catch (err) {
         return cannotStart(err);
       }

@@ -1,22 +1,53 @@
 /**
  * The private per-turn directory (DESIGN §2.1 step 6): created 0700 under the turns root,
  * holding the token files and the turn's gitconfig (0600), removed in teardown (step 9).
+ * With per-turn runner uids the root is 0711 (runners can traverse it to their own directory,
+ * but not list it) and each turn directory is handed to its runner's uid before the spawn.
  */
-import { chmod, lstat, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, mkdtemp, readdir, rm, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { TurnFile } from "../credentials/turn-environment.ts";
 
+/** A runner's uid and gid (from the runner uid pool). */
+export interface RunnerIdentity {
+  uid: number;
+  gid: number;
+}
+
 /**
- * Create a fresh turn directory `<root>/turn-XXXXXX` (mode 0700, unpredictable name).
- * `root` itself is created 0700 if missing and tightened to 0700 if it exists, since other
- * local users must not even list turn directories.
- * @throws the fs error (EACCES, ENOSPC…) when it cannot be created.
+ * Create a fresh turn directory `<root>/turn-XXXXXX` (mode 0700, owned by the gateway,
+ * unpredictable name). `root` is created if missing and its mode set on every call: 0700, since
+ * other local users must not even list turn directories; or, with `traversable` (runners under
+ * their own uids must reach their directory), 0711. A traversable root often lives in a shared
+ * temp dir, so it must be a real directory owned by the gateway (not a pre-planted one or a link).
+ * @throws the fs error (EACCES, ENOSPC…) when it cannot be created; Error when a traversable
+ *   root is not a directory owned by the gateway's uid.
  */
-export async function createTurnDir(root: string): Promise<string> {
-  await mkdir(root, { recursive: true, mode: 0o700 });
-  await chmod(root, 0o700);
+export async function createTurnDir(root: string, opts: { traversable?: boolean } = {}): Promise<string> {
+  const mode = opts.traversable ? 0o711 : 0o700;
+  await mkdir(root, { recursive: true, mode });
+  if (opts.traversable) {
+    const st = await lstat(root);
+    if (!st.isDirectory() || st.uid !== process.getuid?.()) throw new Error(`turns dir ${root} is not a directory owned by the gateway`);
+  }
+  await chmod(root, mode);
   // mkdtemp creates the directory 0700 with a random suffix.
   return mkdtemp(join(root, "turn-"));
+}
+
+/**
+ * Hand the turn directory and its top-level entries (the turn files, 0600) to the runner's
+ * uid:gid, so a runner under its own uid can use them and no other runner uid can. Modes are
+ * unchanged. Call before the spawn, while only the gateway can write the directory.
+ * @throws the fs error (EPERM when the gateway may not chown: not root, no CAP_CHOWN).
+ */
+export async function giveTurnDir(dir: string, to: RunnerIdentity): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    if ((await lstat(path)).isSymbolicLink()) continue; // the gateway writes none; never follow one
+    await chown(path, to.uid, to.gid);
+  }
+  await chown(dir, to.uid, to.gid);
 }
 
 /**

@@ -1,0 +1,111 @@
+/**
+ * Everything a pooled runner uid may leave behind (DESIGN §7 rules 1 and 2): its processes,
+ * wherever they are (a runner that calls `setsid` leaves its process group but not its uid),
+ * and its files in the world-writable temp directories. Both must be gone before the uid goes
+ * to another turn, or the next turn, maybe another user's, could read or signal them.
+ *
+ * Linux only: processes are found through `/proc/<pid>/status`.
+ */
+import { lstat, readdir, rm } from "node:fs/promises";
+import { readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** Refuse uids whose processes must never be swept: root and the gateway itself. */
+function assertSweepable(uid: number): void {
+  if (!Number.isInteger(uid) || uid <= 0 || uid === process.getuid?.()) throw new RangeError(`refusing to sweep uid ${uid}`);
+}
+
+/**
+ * PIDs of the live (non-zombie) processes with `uid` as their real, effective, saved or
+ * filesystem uid, from `/proc/<pid>/status` (the `/proc/<pid>` owner is not enough: a process
+ * that clears its dumpable flag shows up as root-owned). Returns null where `/proc` cannot be read.
+ */
+export function uidProcesses(uid: number): number[] | null {
+  let entries: string[];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return null;
+  }
+  const out: number[] = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    let status: string;
+    try {
+      status = readFileSync(`/proc/${e}/status`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    const state = /^State:\s+(\S)/m.exec(status)?.[1];
+    if (state === "Z" || state === "X") continue;
+    const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
+    if (uids.includes(uid)) out.push(Number(e));
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * SIGKILL every process of `uid` until none is left (a process forking meanwhile is caught on
+ * the next pass). The caller must own the uid exclusively: every process with it dies.
+ * @param timeoutMs give up after this long, ms (default 2000).
+ * @returns true once no live process has the uid; false if some still did at the timeout or
+ *   `/proc` is unreadable (then nothing is confirmed and the uid must not be reused).
+ * @throws RangeError for uid 0 or the gateway's own uid.
+ */
+export async function killUidProcesses(uid: number, timeoutMs = 2000): Promise<boolean> {
+  assertSweepable(uid);
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = uidProcesses(uid);
+    if (pids === null) return false;
+    if (pids.length === 0) return true;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile (ESRCH)
+      }
+    }
+    if (Date.now() >= until) return false;
+    await sleep(10);
+  }
+}
+
+/** World-writable directories a runner can leave files in: the temp dir, `/var/tmp`, `/dev/shm`. */
+export function sharedTempDirs(): string[] {
+  return [...new Set([tmpdir(), "/tmp", "/var/tmp", "/dev/shm"])];
+}
+
+/**
+ * Remove the top-level entries of `dirs` owned by `uid` (files, symlinks, whole trees; links
+ * are removed, never followed). Call only after `killUidProcesses` confirmed the uid idle, so
+ * nothing recreates them. Entries deeper down, in someone else's directory, are not found.
+ * @returns how many entries were removed; failures are skipped (best effort, never rejects).
+ * @throws RangeError for uid 0 or the gateway's own uid.
+ */
+export async function removeUidLeftovers(uid: number, dirs: readonly string[] = sharedTempDirs()): Promise<number> {
+  assertSweepable(uid);
+  let removed = 0;
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      try {
+        if ((await lstat(path)).uid !== uid) continue;
+        await rm(path, { recursive: true, force: true });
+        removed++;
+      } catch {
+        // vanished or not removable: best effort
+      }
+    }
+  }
+  return removed;
+}
