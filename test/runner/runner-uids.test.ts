@@ -1,0 +1,129 @@
+/**
+ * Per-turn runner uids (src/runner/runner-uids.ts, uid-processes.ts, the config settings): the
+ * range and isolation settings, the pool's decisions, and, as root, what the kernel does: Bun's
+ * spawn with uid/gid drops supplementary groups, a uid sweep kills a process that left its group,
+ * leftovers are removed by owner, and a gateway that cannot switch users refuses to start.
+ */
+import { describe, expect, test } from "bun:test";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, chownSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { loadConfig, parseRunnerUids } from "../../src/config.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { RunnerUidPool } from "../../src/runner/runner-uids.ts";
+import { killUidProcesses, removeUidLeftovers, uidProcesses } from "../../src/runner/uid-processes.ts";
+
+const isRoot = process.getuid?.() === 0;
+const ROOT = resolve(import.meta.dir, "../..");
+const UID = 250_000 + (process.pid % 20_000) * 2; // ours alone: other suites may sweep their own
+
+describe("parseRunnerUids", () => {
+  test.each([
+    ["200000-200999", { first: 200000, last: 200999 }],
+    ["200000", { first: 200000, last: 200000 }],
+    [" 7-7 ", { first: 7, last: 7 }],
+    [undefined, undefined],
+  ] as const)("%p → %p", (raw, want) => {
+    expect(parseRunnerUids(raw)).toEqual(want);
+  });
+
+  test.each(["0-10", "10-5", "abc", "1-2-3", "-5", "4294967295"])("%p is refused", (raw) => {
+    expect(() => parseRunnerUids(raw)).toThrow(ConfigError);
+  });
+});
+
+describe("loadConfig: isolation settings", () => {
+  const data = resolve("/srv/turnkey-data");
+  test.each([
+    [{ TURNKEY_RUNNER_UIDS: "0-10" }, "TURNKEY_RUNNER_UIDS"],
+    [{ TURNKEY_RUNNER_UIDS: "300-200" }, "TURNKEY_RUNNER_UIDS"],
+    [{ TURNKEY_RUNNER_UIDS: "2000 3000" }, "TURNKEY_RUNNER_UIDS"],
+    [{ TURNKEY_RUNNER_UIDS: "200000-200999", TURNKEY_RUNNER_GID: "0" }, "TURNKEY_RUNNER_GID"],
+    [{ TURNKEY_RUNNER_UIDS: "200000-200999", TURNKEY_TURNS_DIR: `${data}/turns` }, "TURNKEY_TURNS_DIR"],
+    [{ TURNKEY_RUNNER_UIDS: "200000-200999", TURNKEY_TURNS_DIR: data }, "TURNKEY_TURNS_DIR"],
+  ] as const)("%p is refused naming %s", (env, setting) => {
+    try {
+      loadConfig({ TURNKEY_DATA_DIR: data, ...env });
+      throw new Error("expected ConfigError");
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as ConfigError).setting).toBe(setting);
+    }
+  });
+
+  test.each([
+    [{}, `${data}/turns`],
+    [{ TURNKEY_RUNNER_UIDS: "200000-200999" }, join(tmpdir(), `turnkey-turns-${process.getuid!()}`)],
+    [{ TURNKEY_RUNNER_UIDS: "200000", TURNKEY_TURNS_DIR: "/var/lib/turnkey-turns" }, "/var/lib/turnkey-turns"],
+    [{ TURNKEY_RUNNER_UIDS: "200000", TURNKEY_TURNS_DIR: `${data}-turns` }, `${data}-turns`],
+  ] as const)("%p: turns dir %s", (env, want) => {
+    expect(loadConfig({ TURNKEY_DATA_DIR: data, ...env }).turnsDir).toBe(want);
+  });
+});
+
+describe("RunnerUidPool", () => {
+  const pool = (busy: number[] = [], gid?: number) => new RunnerUidPool({ first: 100, last: 102, inUse: (u) => busy.includes(u), ...(gid ? { gid } : {}) });
+
+  test("hands out the lowest free uid, gid = uid, until exhausted; a released uid is reused first", () => {
+    const p = pool();
+    expect([p.acquire(), p.acquire(), p.acquire(), p.acquire()]).toEqual([{ uid: 100, gid: 100 }, { uid: 101, gid: 101 }, { uid: 102, gid: 102 }, undefined]);
+    expect([p.size, p.taken]).toEqual([3, 3]);
+    p.release({ uid: 101, gid: 101 });
+    expect(p.acquire()).toEqual({ uid: 101, gid: 101 });
+  });
+
+  test.each([
+    [[], undefined, { uid: 100, gid: 100 }],
+    [[100], undefined, { uid: 101, gid: 101 }],
+    [[100, 101, 102], undefined, undefined],
+    [[], 5000, { uid: 100, gid: 5000 }],
+  ] as const)("processes of %p, gid %p → %p", (busy, gid, want) => {
+    expect(pool([...busy], gid).acquire()).toEqual(want);
+  });
+});
+
+describe.skipIf(!isRoot)("as root", () => {
+  test("Bun's spawn with uid/gid drops the parent's supplementary groups", () => {
+    const script = `const { spawnProcessGroup } = await import(${JSON.stringify(join(ROOT, "src/runner/process-group.ts"))});
+      const p = spawnProcessGroup(["/bin/sh", "-c", "grep -E '^(Uid|Gid|Groups):' /proc/self/status"], { env: {}, cwd: "/", uid: ${UID}, gid: ${UID}, stdio: ["ignore", "pipe", "inherit"] });
+      let out = ""; p.stdout.on("data", (c) => (out += c)); p.on("close", () => console.log(out));`;
+    const r = spawnSync("setpriv", ["--groups", "4,27", process.execPath, "-e", script], { encoding: "utf8", cwd: ROOT });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Uid:\\s+${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`, "m"));
+    expect(r.stdout).toMatch(new RegExp(`^Gid:\\s+${UID}\\s+${UID}\\s+${UID}\\s+${UID}$`, "m"));
+    expect(r.stdout).toMatch(/^Groups:[ \t]*$/m);
+  });
+
+  test("killUidProcesses kills every process of the uid, in whatever session; removeUidLeftovers removes only its files", async () => {
+    const p = spawn("setsid", ["sleep", "300"], { uid: UID + 1, gid: UID + 1, detached: true, stdio: "ignore" });
+    const until = Date.now() + 5000;
+    while ((uidProcesses(UID + 1) ?? []).length === 0 && Date.now() < until) await Bun.sleep(10);
+    expect(uidProcesses(UID + 1)).toHaveLength(1);
+    expect(await killUidProcesses(UID + 1)).toBe(true);
+    expect(uidProcesses(UID + 1)).toEqual([]);
+    p.unref();
+
+    const dir = mkdtempSync(join(tmpdir(), "turnkey-leftovers-"));
+    try {
+      for (const [name, owner] of [["mine", UID + 1], ["other", UID], ["gateway", 0]] as const) {
+        mkdirSync(join(dir, name));
+        writeFileSync(join(dir, name, "f"), "x");
+        chownSync(join(dir, name), owner, owner);
+      }
+      expect(await removeUidLeftovers(UID + 1, [dir])).toBe(1);
+      expect(["mine", "other", "gateway"].map((n) => existsSync(join(dir, n)))).toEqual([false, true, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await expect(killUidProcesses(0)).rejects.toThrow(RangeError);
+  });
+
+  test("a gateway that cannot switch users refuses to start, naming TURNKEY_RUNNER_UIDS", () => {
+    const script = `const { openRunnerUidPool } = await import(${JSON.stringify(join(ROOT, "src/runner/runner-uids.ts"))});
+      try { await openRunnerUidPool({ runnerUids: "${UID}", turnsDir: "/tmp/unused", dataDir: "/tmp/unused", runnerCommand: ["true"] }); console.log("started"); }
+      catch (err) { console.log(err.name, err.setting); }`;
+    const r = spawnSync("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", process.execPath, "-e", script], { encoding: "utf8", cwd: "/", env: { PATH: process.env.PATH, HOME: "/tmp" } });
+    expect(r.stdout.trim()).toBe("ConfigError TURNKEY_RUNNER_UIDS");
+  });
+});
