@@ -7,7 +7,7 @@
  * of that uid is left (see uid-processes.ts); only then can another turn get it.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync } from "node:fs";
+import { chmodSync, readFileSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
 import { parseRunnerUids, type Config } from "../config.ts";
 import { createTurnDir, giveTurnDir, removeTurnDir, type RunnerIdentity } from "./turn-dir.ts";
@@ -93,18 +93,55 @@ function runAs(id: RunnerIdentity, argv: [string, ...string[]]): number | string
   }
 }
 
+/** Where `openRunnerUidPool` looks for existing users and groups (tests point elsewhere). */
+export interface AccountFiles {
+  /** Default `/etc/passwd`. */
+  passwd?: string;
+  /** Default `/etc/group`. */
+  group?: string;
+}
+
 /**
- * Build the uid pool from the configuration and prove it works, at start-up: the gateway can
- * start a process as the first uid (root or CAP_SETUID+CAP_SETGID), that uid reaches a turn
+ * The first entry of a passwd/group-format file whose id (third field) lies in `first..last`.
+ * A missing file has none. @returns `name:id`, or undefined.
+ */
+function accountInRange(file: string, first: number, last: number): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split("\n")) {
+    const [name, , id] = line.split(":");
+    if (id !== undefined && /^\d+$/.test(id) && Number(id) >= first && Number(id) <= last) return `${name}:${id}`;
+  }
+  return undefined;
+}
+
+/**
+ * Build the uid pool from the configuration and prove it works, at start-up. No uid of the range
+ * may be a local user (its processes would be swept and its temp files removed at teardown), nor,
+ * when each runner's gid is its uid, a local group (the runner would get that group's access);
+ * then the gateway must be able to
+ * start a process as the first uid (root or CAP_SETUID+CAP_SETGID), that uid must reach a turn
  * directory under `turnsDir` (every parent traversable) and can execute an absolute
  * `runnerCommand[0]`. Also tightens the data dir to 0700, which runners must not enter.
  * @returns undefined when `runnerUids` is unset.
- * @throws ConfigError naming TURNKEY_RUNNER_UIDS (cannot switch users, or `/proc` unreadable),
+ * @throws ConfigError naming TURNKEY_RUNNER_UIDS (a uid/gid in use by a local account, cannot
+ *   switch users, or `/proc` unreadable),
  *   TURNKEY_TURNS_DIR (unreachable) or TURNKEY_RUNNER_COMMAND (not executable by runner uids).
  */
-export async function openRunnerUidPool(cfg: Pick<Config, "runnerUids" | "runnerGid" | "turnsDir" | "dataDir" | "runnerCommand">): Promise<RunnerUidPool | undefined> {
+export async function openRunnerUidPool(
+  cfg: Pick<Config, "runnerUids" | "runnerGid" | "turnsDir" | "dataDir" | "runnerCommand">,
+  accounts: AccountFiles = {},
+): Promise<RunnerUidPool | undefined> {
   const range = parseRunnerUids(cfg.runnerUids);
   if (!range) return undefined;
+  const user = accountInRange(accounts.passwd ?? "/etc/passwd", range.first, range.last);
+  if (user) throw new ConfigError("TURNKEY_RUNNER_UIDS", `the range holds the local user ${user}; reserve a range no account uses`);
+  const group = cfg.runnerGid === undefined ? accountInRange(accounts.group ?? "/etc/group", range.first, range.last) : undefined;
+  if (group) throw new ConfigError("TURNKEY_RUNNER_UIDS", `the range holds the local group ${group} (each runner's gid is its uid); reserve a range no group uses, or set TURNKEY_RUNNER_GID`);
   if (uidProcesses(range.first) === null) throw new ConfigError("TURNKEY_RUNNER_UIDS", "/proc is not readable, so runner processes could not be tracked by uid");
   const probe: RunnerIdentity = { uid: range.first, gid: cfg.runnerGid ?? range.first };
   const r = runAs(probe, ["true"]);

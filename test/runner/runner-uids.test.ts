@@ -4,14 +4,14 @@
  * spawn with uid/gid drops supplementary groups, a uid sweep kills a process that left its group,
  * leftovers are removed by owner, and a gateway that cannot switch users refuses to start.
  */
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, chownSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig, parseRunnerUids } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
-import { RunnerUidPool } from "../../src/runner/runner-uids.ts";
+import { openRunnerUidPool, RunnerUidPool } from "../../src/runner/runner-uids.ts";
 import { killUidProcesses, removeUidLeftovers, uidProcesses } from "../../src/runner/uid-processes.ts";
 
 const isRoot = process.getuid?.() === 0;
@@ -80,6 +80,31 @@ describe("RunnerUidPool", () => {
     [[], 5000, { uid: 100, gid: 5000 }],
   ] as const)("processes of %p, gid %p → %p", (busy, gid, want) => {
     expect(pool([...busy], gid).acquire()).toEqual(want);
+  });
+});
+
+describe("openRunnerUidPool: the range must be no local account's", () => {
+  const dir = mkdtempSync(join(tmpdir(), "turnkey-accounts-"));
+  writeFileSync(join(dir, "passwd"), "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n");
+  writeFileSync(join(dir, "group"), "root:x:0:\ndocker:x:1500:alice\n");
+  const files = { passwd: join(dir, "passwd"), group: join(dir, "group") };
+  const cfg = { turnsDir: "/nonexistent", dataDir: "/nonexistent", runnerCommand: ["true"] };
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test.each([
+    ["900-1100", undefined, /local user alice:1000/],
+    ["1400-1600", undefined, /local group docker:1500/],
+  ] as const)("%p (gid %p) is refused", async (runnerUids, runnerGid, message) => {
+    const err = await openRunnerUidPool({ ...cfg, runnerUids, ...(runnerGid ? { runnerGid } : {}) }, files).catch((e) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect([err.setting, err.message]).toEqual(["TURNKEY_RUNNER_UIDS", expect.stringMatching(message)]);
+  });
+
+  test("a shared TURNKEY_RUNNER_GID makes the group file irrelevant; unset uids → no pool", async () => {
+    // Passes the account checks, then fails later (the probe or the turns dir): not on accounts.
+    const err = await openRunnerUidPool({ ...cfg, runnerUids: "1400-1600", runnerGid: 77777 }, files).catch((e) => e);
+    expect(String(err?.message)).not.toMatch(/local (user|group)/);
+    expect(await openRunnerUidPool({ ...cfg, runnerUids: undefined }, files)).toBeUndefined();
   });
 });
 
