@@ -130,7 +130,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   // Turn and credential-decision counters are derived from the audit records (src/metrics/registry.ts).
   const metrics = createGatewayMetrics({ activeRuns: () => activeRuns.size, ...(stores.metrics ? { kube: stores.metrics } : {}) });
   const audit = metrics.countAudit(createAuditSink({ dataDir: cfg.dataDir, mode: cfg.audit, logger }));
-  const bus = new SessionEventBus(new SessionEventLog(cfg.dataDir, cfg.eventsRetention), (err) =>
+  const bus = new SessionEventBus(new SessionEventLog(cfg.dataDir, cfg.eventsRetention, cfg.eventsRetentionBytes), (err) =>
     logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
   );
   let boundPort = cfg.port;
