@@ -85,6 +85,8 @@ async function runnerUidPool(cfg: Config, logger: Logger) {
   }
   const pool = await openRunnerUidPool(cfg);
   logger.info({ runnerUids: cfg.runnerUids, turnsDir: cfg.turnsDir }, "runners run under per-turn uids");
+  if (pool && pool.size < cfg.maxConcurrentTurns)
+    logger.warn({ uids: pool.size, maxConcurrentTurns: cfg.maxConcurrentTurns }, "fewer runner uids than concurrent turns: turns beyond them get RUN_ERROR runner_unavailable");
   return pool;
 }
 
