@@ -3,7 +3,8 @@
 # Run:    docker run -p 8080:8080 -v turnkey-data:/data turnkey
 # Probes: GET /healthz (liveness) and GET /readyz (readiness); deploy/kubernetes/ has manifests.
 # Supervisor mode: copy /usr/local/bin/turnkey and /usr/bin/tini from this image into the runner's
-# image (docs/kubernetes.md).
+# image (docs/kubernetes.md). To give each turn's runner its own uid (TURNKEY_RUNNER_UIDS, README
+# "Isolation"), the gateway needs root or CAP_SETUID, CAP_SETGID and CAP_CHOWN instead of USER below.
 
 # --- build stage: Node + npm fetch Bun from the npm registry, Bun compiles the binary -------------
 FROM node:20-bookworm-slim AS build
