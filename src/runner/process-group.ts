@@ -61,10 +61,10 @@ export function signalProcessGroup(pgid: number, signal: NodeJS.Signals | 0): bo
 }
 
 /**
- * PIDs of the live (non-zombie) processes in group `pgid`, read from `/proc/<pid>/stat`
- * (Linux). Returns null where `/proc` is not available.
+ * PIDs of the processes whose `/proc/<pid>/<file>` text satisfies `match` (Linux). Processes
+ * that exit during the scan are skipped. Returns null where `/proc` cannot be read.
  */
-export function processGroupMembers(pgid: number): number[] | null {
+export function scanProcesses(file: "stat" | "status", match: (text: string) => boolean): number[] | null {
   let entries: string[];
   try {
     entries = readdirSync("/proc");
@@ -74,17 +74,27 @@ export function processGroupMembers(pgid: number): number[] | null {
   const out: number[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e)) continue;
-    let stat: string;
+    let text: string;
     try {
-      stat = readFileSync(`/proc/${e}/stat`, "utf8");
+      text = readFileSync(`/proc/${e}/${file}`, "utf8");
     } catch {
       continue; // exited meanwhile
     }
-    // Format: pid (comm) state ppid pgrp …; comm may contain spaces and parens, so cut at the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] !== "Z" && fields[0] !== "X" && Number(fields[2]) === pgid) out.push(Number(e));
+    if (match(text)) out.push(Number(e));
   }
   return out;
+}
+
+/**
+ * PIDs of the live (non-zombie) processes in group `pgid`, read from `/proc/<pid>/stat`
+ * (Linux). Returns null where `/proc` is not available.
+ */
+export function processGroupMembers(pgid: number): number[] | null {
+  return scanProcesses("stat", (stat) => {
+    // Format: pid (comm) state ppid pgrp …; comm may contain spaces and parens, so cut at the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return fields[0] !== "Z" && fields[0] !== "X" && Number(fields[2]) === pgid;
+  });
 }
 
 /**

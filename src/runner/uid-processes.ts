@@ -7,7 +7,7 @@
  * Linux only: processes are found through `/proc/<pid>/status`.
  */
 import { lstat, readdir, rm } from "node:fs/promises";
-import { readdirSync, readFileSync } from "node:fs";
+import { scanProcesses } from "./process-group.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -22,27 +22,12 @@ function assertSweepable(uid: number): void {
  * that clears its dumpable flag shows up as root-owned). Returns null where `/proc` cannot be read.
  */
 export function uidProcesses(uid: number): number[] | null {
-  let entries: string[];
-  try {
-    entries = readdirSync("/proc");
-  } catch {
-    return null;
-  }
-  const out: number[] = [];
-  for (const e of entries) {
-    if (!/^\d+$/.test(e)) continue;
-    let status: string;
-    try {
-      status = readFileSync(`/proc/${e}/status`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
+  return scanProcesses("status", (status) => {
     const state = /^State:\s+(\S)/m.exec(status)?.[1];
-    if (state === "Z" || state === "X") continue;
+    if (state === "Z" || state === "X") return false;
     const uids = /^Uid:\s+(.*)$/m.exec(status)?.[1]?.split(/\s+/).map(Number) ?? [];
-    if (uids.includes(uid)) out.push(Number(e));
-  }
-  return out;
+    return uids.includes(uid);
+  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
