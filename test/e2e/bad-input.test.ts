@@ -37,6 +37,10 @@ describe("bad input", () => {
     ["jira credential with a non-http url", "PUT", `/api/users/me/credentials/jira`, { url: "file:///etc/passwd", email: "a@b.c", apiToken: "tok-123456" }, 400, "validation_failed"],
     ["collaborator role not edit/view", "PUT", `${base}/s/collaborators/bob`, { role: "admin" }, 400, "validation_failed"],
     ["unknown route", "GET", "/api/nope", undefined, 404, "not_found"],
+    ["interrupt with a string body", "POST", `${base}/s/agui/interrupt`, '"now"', 400, "validation_failed"],
+    ["interrupt with an unknown field", "POST", `${base}/s/agui/interrupt`, { runId: "r", force: true }, 400, "validation_failed"],
+    ["interrupt with a bad run ID", "POST", `${base}/s/agui/interrupt`, { runId: "a/b" }, 400, "validation_failed"],
+    ["interrupt when nothing runs", "POST", `${base}/s/agui/interrupt`, {}, 404, "run_not_found"],
   ];
 
   test.each(cases)("%s → %i %s", async (_name, method, path, body, status, code) => {

@@ -16,7 +16,7 @@
 import { Elysia, t } from "elysia";
 import type { BaseEvent } from "@ag-ui/core";
 import { EventEncoder } from "@ag-ui/encoder";
-import { notFound } from "../../errors.ts";
+import { notFound, TurnkeyError } from "../../errors.ts";
 import { subjectOf } from "../../identity/principal.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { RunIdString, SessionParams } from "../schemas.ts";
@@ -47,6 +47,24 @@ export function resumeAfter(header: string | null, currentSeq: number): number {
   if (!/^\d{1,15}$/.test(raw)) return 0;
   const n = Number(raw);
   return n <= currentSeq ? n : 0;
+}
+
+const RUN_ID = new RegExp(RunIdString.pattern ?? "^.+$");
+
+/**
+ * The interrupt body: nothing, `{}` or `{runId}` (a run ID as in RunAgentInput).
+ * @throws TurnkeyError 400 `validation_failed` for anything else.
+ */
+export function interruptRunId(body: unknown): string | undefined {
+  if (body === undefined || body === null) return undefined;
+  const bad = () => new TurnkeyError(400, "validation_failed", 'invalid body: expected nothing, {} or {"runId": "<run ID>"}');
+  if (typeof body !== "object" || Array.isArray(body)) throw bad();
+  const keys = Object.keys(body);
+  if (keys.some((k) => k !== "runId")) throw bad();
+  const runId = (body as { runId?: unknown }).runId;
+  if (runId === undefined) return undefined;
+  if (typeof runId !== "string" || runId.length > 128 || !RUN_ID.test(runId)) throw bad();
+  return runId;
 }
 
 /** Capabilities of a runner Turnkey spawns itself, when the executor does not say. */
@@ -126,15 +144,17 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
       "/interrupt",
       async ({ params, body, request, server, set }) => {
         const user = requireUser(await authenticate(deps, request, server));
+        // Checked here, not with `t.Optional(t.Object)`: Elysia coerces a string or array body to {}.
+        const runId = interruptRunId(body);
         await authorizeSession(deps, params.project, params.session, user.userId, "interrupt", subjectOf(user));
         const runs = deps.activeRuns.forSession(params.project, params.session);
-        const run = body?.runId ? runs.find((r) => r.runId === body.runId) : runs[0];
+        const run = runId ? runs.find((r) => r.runId === runId) : runs[0];
         if (!run || !(await deps.turns.interrupt(params.project, params.session, run.runId, deps.config.teardownGraceMs)))
           throw notFound("no such turn is running in this session", "run_not_found");
         set.status = 202;
         return { runId: run.runId, interrupted: true };
       },
-      { params: SessionParams, body: t.Optional(t.Object({ runId: t.Optional(RunIdString) }, { additionalProperties: false })) },
+      { params: SessionParams, body: t.Unknown() },
     )
     .get(
       "/capabilities",
