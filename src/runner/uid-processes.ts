@@ -6,6 +6,7 @@
  *
  * Linux only: processes are found through `/proc/<pid>/status`.
  */
+import { spawnSync } from "node:child_process";
 import { lstat, readdir, rm } from "node:fs/promises";
 import { scanProcesses } from "./process-group.ts";
 import { tmpdir } from "node:os";
@@ -33,11 +34,15 @@ export function uidProcesses(uid: number): number[] | null {
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * SIGKILL every process of `uid` until none is left (a process forking meanwhile is caught on
- * the next pass). The caller must own the uid exclusively: every process with it dies.
+ * SIGKILL every process of `uid`, atomically: a helper running *as* `uid` calls `kill(-1, SIGKILL)`,
+ * which the kernel delivers to every process that uid may signal in one pass under its task-list
+ * lock, so a process that keeps re-forking cannot slip between a `/proc` scan and a `kill(pid)`
+ * (a security review escaped the old scan-and-kill loop that way and kept its uid for the next
+ * user's turn). POSIX `kill(2)`: pid -1 excludes only the caller and init. Repeated, then the
+ * uid is confirmed idle by a `/proc` scan. The caller must own the uid exclusively.
  * @param timeoutMs give up after this long, ms (default 2000).
- * @returns true once no live process has the uid; false if some still did at the timeout or
- *   `/proc` is unreadable (then nothing is confirmed and the uid must not be reused).
+ * @returns true once no live process has the uid; false if some still did at the timeout, the
+ *   helper could not run, or `/proc` is unreadable (then the uid must not be reused).
  * @throws RangeError for uid 0 or the gateway's own uid.
  */
 export async function killUidProcesses(uid: number, timeoutMs = 2000): Promise<boolean> {
@@ -46,22 +51,26 @@ export async function killUidProcesses(uid: number, timeoutMs = 2000): Promise<b
   for (;;) {
     const pids = uidProcesses(uid);
     if (pids === null) return false;
-    if (pids.length === 0) return true;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // gone meanwhile (ESRCH)
-      }
-    }
+    if (pids.length === 0) {
+      // A forker may have been between fork and exec during the scan: one more sweep and scan.
+      if (!killAllAs(uid)) return false;
+      const again = uidProcesses(uid);
+      if (again !== null && again.length === 0) return true;
+    } else if (!killAllAs(uid)) return false;
     if (Date.now() >= until) return false;
     await sleep(10);
   }
 }
 
-/** World-writable directories a runner can leave files in: the temp dir, `/var/tmp`, `/dev/shm`. */
+/** Run `kill -9 -1` as `uid` (gid = uid, no groups, empty environment). @returns whether it ran. */
+function killAllAs(uid: number): boolean {
+  const r = spawnSync("/bin/sh", ["-c", "kill -9 -1 2>/dev/null; exit 0"], { uid, gid: uid, env: {}, stdio: "ignore", timeout: 5000 });
+  return r.error === undefined && r.status === 0;
+}
+
+/** World-writable directories a runner can leave files in: the temp dir, `/var/tmp`, `/dev/shm`, the lock dirs. */
 export function sharedTempDirs(): string[] {
-  return [...new Set([tmpdir(), "/tmp", "/var/tmp", "/dev/shm"])];
+  return [...new Set([tmpdir(), "/tmp", "/var/tmp", "/dev/shm", "/run/lock", "/var/lock"])];
 }
 
 /**

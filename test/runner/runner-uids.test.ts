@@ -144,6 +144,18 @@ describe.skipIf(!isRoot)("as root", () => {
     await expect(killUidProcesses(0)).rejects.toThrow(RangeError);
   });
 
+  test("killUidProcesses catches a process that keeps re-forking (each copy forks and exits at once)", async () => {
+    // A generation lives only long enough to fork the next; a scan-then-kill loop can miss it.
+    const hop = "h() { ( sleep 0.001; h ) & exit 0; }; h";
+    spawn("/bin/sh", ["-c", hop], { uid: UID + 1, gid: UID + 1, detached: true, stdio: "ignore" }).unref();
+    const until = Date.now() + 5000;
+    while ((uidProcesses(UID + 1) ?? []).length === 0 && Date.now() < until) await Bun.sleep(10);
+    expect((uidProcesses(UID + 1) ?? []).length).toBeGreaterThan(0);
+    expect(await killUidProcesses(UID + 1)).toBe(true);
+    await Bun.sleep(300);
+    expect(uidProcesses(UID + 1)).toEqual([]);
+  });
+
   test("a gateway that cannot switch users refuses to start, naming TURNKEY_RUNNER_UIDS", () => {
     const script = `const { openRunnerUidPool } = await import(${JSON.stringify(join(ROOT, "src/runner/runner-uids.ts"))});
       try { await openRunnerUidPool({ runnerUids: "${UID}", turnsDir: "/tmp/unused", dataDir: "/tmp/unused", runnerCommand: ["true"] }); console.log("started"); }
