@@ -10,7 +10,7 @@
  * TLS under Bun: the client only trusts this server when the process was started with
  * `NODE_EXTRA_CA_CERTS` naming `pki.caFile` (see test/kubernetes/kubernetes.test.ts).
  */
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, existsSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -226,6 +226,7 @@ export function startFakeKubeApi(opts: { pki?: TestPki; token?: string } = {}): 
   api.stop = async () => {
     for (const h of hangs.splice(0)) h();
     await server.stop(true);
+    rmSync(kcDir, { recursive: true, force: true });
   };
   return api;
 }

@@ -25,8 +25,15 @@ export interface TestGateway {
 /** Start a gateway. `env` are extra TURNKEY_* settings (strings, as in the environment). */
 export async function startGateway(env: Record<string, string> = {}): Promise<TestGateway> {
   const dataDir = mkdtempSync(join(tmpdir(), "turnkey-e2e-"));
-  const cfg = loadConfig({ TURNKEY_DATA_DIR: dataDir, TURNKEY_PORT: "0", TURNKEY_LOG_LEVEL: "silent", TURNKEY_TEARDOWN_GRACE_MS: "1000", ...env });
-  const server = await startServer(cfg);
+  let cfg: ReturnType<typeof loadConfig>;
+  let server: RunningServer;
+  try {
+    cfg = loadConfig({ TURNKEY_DATA_DIR: dataDir, TURNKEY_PORT: "0", TURNKEY_LOG_LEVEL: "silent", TURNKEY_TEARDOWN_GRACE_MS: "1000", ...env });
+    server = await startServer(cfg);
+  } catch (err) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
   const issuer = await DevIssuer.open(cfg);
   const api: TestGateway["api"] = async (method, path, opts = {}) => {
     const headers: Record<string, string> = { ...opts.headers };

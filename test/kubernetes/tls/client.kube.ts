@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, mkdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify } from "jose";
@@ -16,11 +16,21 @@ beforeAll(() => {
   requireTestCa();
   api = startFakeKubeApi();
 });
-afterAll(() => api.stop());
+/** Temp dirs made by this file, removed after it (they hold tokens and keys). */
+const made: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+};
+afterAll(async () => {
+  await api.stop();
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 /** A fake pod filesystem: `<prefix>/var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt,namespace}`. */
 function podFiles(token: string): string {
-  const prefix = mkdtempSync(join(tmpdir(), "turnkey-pod-"));
+  const prefix = tempDir("turnkey-pod-");
   const dir = prefix + SERVICE_ACCOUNT_DIR;
   mkdirSync(dir, { recursive: true });
   writeFileSync(`${dir}/token`, token);
@@ -71,7 +81,7 @@ describe("checkCaSetup (NODE_EXTRA_CA_CERTS under Bun)", () => {
     expect("message" in r && r.message).toContain("NODE_EXTRA_CA_CERTS=/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
   });
   test("mismatch when the file holds another CA; unreadable when it does not exist", () => {
-    const other = makeTestPki(mkdtempSync(join(tmpdir(), "turnkey-other-ca-")));
+    const other = makeTestPki(tempDir("turnkey-other-ca-"));
     expect(checkCaSetup(loaded(), { NODE_EXTRA_CA_CERTS: other.caFile }).status).toBe("mismatch");
     expect(checkCaSetup(loaded(), { NODE_EXTRA_CA_CERTS: "/nonexistent/ca.crt" }).status).toBe("unreadable");
   });
