@@ -88,6 +88,10 @@ const ConfigSchema = T.Object({
   eventsRetentionBytes: T.Integer({ minimum: 0 }),
   /** Live view: re-check every open watcher's token and session role this often, ms (also at once on membership changes). */
   watchRecheckMs: T.Integer({ minimum: 100 }),
+  /** Live view: concurrent watchers (SSE events streams and WebSockets together) across the gateway; more → SSE 429 `too_many_watchers`, WebSocket close 1013. */
+  maxWatchers: T.Integer({ minimum: 1 }),
+  /** Live view: concurrent watchers of one user, refused as for `maxWatchers`. */
+  maxWatchersPerUser: T.Integer({ minimum: 1 }),
   /** Kubernetes backend (issue 4). */
   credentialsNamespace: T.String({ minLength: 1 }),
   tokenAudiences: T.Array(T.String()),
@@ -128,6 +132,8 @@ export function defaultConfig(): Config {
     eventsRetention: 10000,
     eventsRetentionBytes: 4 * 1024 * 1024,
     watchRecheckMs: 10000,
+    maxWatchers: 64,
+    maxWatchersPerUser: 8,
     credentialsNamespace: "ambient-code",
     tokenAudiences: [],
     kubeTimeoutMs: 5000,
@@ -172,6 +178,8 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],
   TURNKEY_EVENTS_RETENTION_BYTES: ["eventsRetentionBytes", "int"],
   TURNKEY_WATCH_RECHECK_MS: ["watchRecheckMs", "int"],
+  TURNKEY_MAX_WATCHERS: ["maxWatchers", "int"],
+  TURNKEY_MAX_WATCHERS_PER_USER: ["maxWatchersPerUser", "int"],
   TURNKEY_CREDENTIALS_NAMESPACE: ["credentialsNamespace", "string"],
   TURNKEY_TOKEN_AUDIENCES: ["tokenAudiences", "list"],
   TURNKEY_KUBE_TIMEOUT_MS: ["kubeTimeoutMs", "int"],

@@ -24,6 +24,7 @@ export type ErrorCode =
   | "session_busy"
   | "run_not_found"
   | "too_many_turns"
+  | "too_many_watchers"
   | "method_not_allowed"
   | "read_only_backend"
   | "identity_unavailable"

@@ -170,6 +170,9 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     // Declared lengths over maxBodyBytes get a JSON 413 from the app (onRequest); Bun's own
     // limit, which answers a bare 413, backs it up for chunked bodies that declare no length.
     maxRequestBodySize: cfg.maxBodyBytes * 2,
+    // Likewise for WebSocket messages: the route refuses those over maxBodyBytes with an error
+    // frame; Bun closes with 1009 past this, before buffering more (default would be 16 MiB).
+    websocket: { maxPayloadLength: cfg.maxBodyBytes * 2 },
     // Non-streaming requests still time out; SSE responses lift this per request.
     idleTimeout: 30,
   });

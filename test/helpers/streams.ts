@@ -83,11 +83,16 @@ export async function openSse(
   return Object.assign(c, { status: res.status, ids, comments, ended });
 }
 
-/** Open a WebSocket; resolves once open (or closed). Frames are parsed as JSON. */
-export async function openWs(url: string, opts: { token?: string; protocolToken?: string }): Promise<Collector & { ws: WebSocket; closed: Promise<{ code: number; reason: string }>; send(v: unknown): void }> {
+/**
+ * Open a WebSocket; resolves once open (or closed). Frames are parsed as JSON. `protocols` are
+ * offered as given (after `bearer.<protocolToken>` is, when set, and replacing it when both are).
+ * The selected subprotocol is `ws.protocol`.
+ */
+export async function openWs(url: string, opts: { token?: string; protocolToken?: string; protocols?: string[] }): Promise<Collector & { ws: WebSocket; closed: Promise<{ code: number; reason: string }>; send(v: unknown): void }> {
   const init: Record<string, unknown> = {};
   if (opts.token) init.headers = { authorization: `Bearer ${opts.token}` };
   if (opts.protocolToken) init.protocols = [`bearer.${opts.protocolToken}`];
+  if (opts.protocols) init.protocols = opts.protocols;
   const ws = new WebSocket(url.replace(/^http/, "ws"), init as never);
   const c = collector(() => ws.close());
   ws.onmessage = (m) => c.push(JSON.parse(String(m.data)));
@@ -134,4 +139,32 @@ export function openStalled(url: string, token: string, opts: { websocket?: bool
       });
     },
   };
+}
+
+/**
+ * Send a WebSocket upgrade (RFC 6455 §4.1) offering `protocols` and return the raw response head
+ * (status line and headers, as text), then close the connection.
+ */
+export function upgradeResponseHead(url: string, protocols: string[]): Promise<string> {
+  const u = new URL(url);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname);
+    let buf = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no upgrade response; got ${JSON.stringify(buf)}`));
+    }, 10_000);
+    sock.on("data", (d: Buffer) => {
+      buf += d.toString("latin1");
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(buf.slice(0, end));
+    });
+    sock.on("error", reject);
+    sock.write(
+      [`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", `Sec-WebSocket-Protocol: ${protocols.join(", ")}`].join("\r\n") + "\r\n\r\n",
+    );
+  });
 }

@@ -7,8 +7,12 @@
  *   The watcher is re-checked (src/http/watch-guard.ts) on membership changes and every
  *   `TURNKEY_WATCH_RECHECK_MS`; once it may no longer watch (removed, token expired), the stream
  *   gets a final `: access revoked` comment and ends. A client that does not read gets at most
- *   the replay plus the channel's default allowance queued, then `RUN_ERROR client_too_slow` and
- *   the end of the stream (src/http/sse.ts).
+ *   the replay plus `WATCHER_LIVE_MAX_QUEUED_BYTES` (2 MiB) queued, then `RUN_ERROR
+ *   client_too_slow` and the end of the stream (src/http/sse.ts).
+ *   Watchers are admitted up to `TURNKEY_MAX_WATCHERS` (gateway) and
+ *   `TURNKEY_MAX_WATCHERS_PER_USER`, counted with the WebSockets (src/http/watch-guard.ts
+ *   `WatcherSlots`); beyond either → 429 `too_many_watchers`. The slot is released however the
+ *   stream ends (client close, revoke, overflow, server stop).
  * - `POST …/agui/interrupt` `{runId?}` (owner, edit) → 202 `{runId, interrupted:true}`, or 404
  *   `run_not_found` when no such turn is running.
  * - `GET  …/agui/capabilities` (owner, edit, view) → the runner's capabilities JSON.
@@ -20,8 +24,8 @@ import { notFound, TurnkeyError } from "../../errors.ts";
 import { subjectOf } from "../../identity/principal.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { RunIdString, SessionParams } from "../schemas.ts";
-import { createSseChannel, DEFAULT_SSE_MAX_QUEUED_BYTES, SSE_HEADERS } from "../sse.ts";
-import { guardWatcher } from "../watch-guard.ts";
+import { createSseChannel, SSE_HEADERS } from "../sse.ts";
+import { guardWatcher, watcherSlotsFor } from "../watch-guard.ts";
 import { authorizeSession } from "./sessions.ts";
 
 const encoder = new EventEncoder();
@@ -47,6 +51,22 @@ export function resumeAfter(header: string | null, currentSeq: number): number {
   if (!/^\d{1,15}$/.test(raw)) return 0;
   const n = Number(raw);
   return n <= currentSeq ? n : 0;
+}
+
+/**
+ * Live allowance of a watcher's events stream, bytes (2 MiB), queued on top of its replay. Lower
+ * than the requester's own run stream (`DEFAULT_SSE_MAX_QUEUED_BYTES`, 8 MiB): a watcher that
+ * falls behind reconnects with `Last-Event-ID`, and many watchers share the gateway's memory.
+ */
+export const WATCHER_LIVE_MAX_QUEUED_BYTES = 2 * 1024 * 1024;
+
+/** The 429 for a watcher over `TURNKEY_MAX_WATCHERS` (`gateway`) or `TURNKEY_MAX_WATCHERS_PER_USER` (`user`). */
+export function tooManyWatchers(refused: "gateway" | "user"): TurnkeyError {
+  return new TurnkeyError(
+    429,
+    "too_many_watchers",
+    refused === "user" ? "you have as many live views open as allowed; close one and try again" : "the gateway has as many live views open as it allows; try again shortly",
+  );
 }
 
 const RUN_ID = new RegExp(RunIdString.pattern ?? "^.+$");
@@ -89,17 +109,25 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = requireUser(await authenticate(deps, request, server));
         await authorizeSession(deps, project, session, user.userId, "watch", subjectOf(user));
+        const slot = watcherSlotsFor(deps.config).acquire(user.userId);
+        if ("refused" in slot) throw tooManyWatchers(slot.refused);
         server?.timeout(request, 0);
         const remoteAddress = server?.requestIP(request)?.address;
         const afterSeq = resumeAfter(request.headers.get("last-event-id"), deps.bus.currentSeq(project, session));
         let unsubscribe = () => {};
         // The replay is bounded by the retention; the queue cap leaves room for all of it on top
         // of the usual allowance for live events, so a long history is not "client too slow".
-        const replay = (deps.bus.log?.replay(project, session, afterSeq) ?? []).map((r) => ({ seq: r.seq, bytes: frameWithId(r.event, r.seq) }));
+        let replay: { seq: number; bytes: Uint8Array }[];
+        try {
+          replay = (deps.bus.log?.replay(project, session, afterSeq) ?? []).map((r) => ({ seq: r.seq, bytes: frameWithId(r.event, r.seq) }));
+        } catch (err) {
+          slot.release();
+          throw err;
+        }
         const replayBytes = replay.reduce((n, r) => n + r.bytes.byteLength, 0);
         const channel = createSseChannel({
           heartbeatMs: deps.config.heartbeatMs,
-          maxQueuedBytes: DEFAULT_SSE_MAX_QUEUED_BYTES + replayBytes,
+          maxQueuedBytes: WATCHER_LIVE_MAX_QUEUED_BYTES + replayBytes,
           onCancel: () => unsubscribe(),
         });
         // A first comment flushes the response headers even when there is nothing to replay.
@@ -128,14 +156,19 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
             channel.close();
           },
         });
+        // Every way the stream ends (abort, cancel, overflow, revoke) comes through here.
         unsubscribe = () => {
           offEvents();
           guard.stop();
+          slot.release();
         };
-        request.signal.addEventListener("abort", () => {
+        const end = () => {
           unsubscribe();
           channel.close();
-        }, { once: true });
+        };
+        // The client may have gone while we authenticated: then no abort event will come.
+        if (request.signal.aborted) end();
+        else request.signal.addEventListener("abort", end, { once: true });
         return new Response(channel.stream, { headers: SSE_HEADERS });
       },
       { params: SessionParams },

@@ -4,6 +4,19 @@
  * - Authenticated at upgrade: `Authorization: Bearer <token>`, or for browsers (which cannot set
  *   headers on a WebSocket) the subprotocol `bearer.<token>`. The caller must be able to watch
  *   the session (owner, edit, view). Failure closes with 1008 (policy violation, RFC 6455 §7.4.1).
+ * - Subprotocols (RFC 6455 §4.2.2, `selectSubprotocol`): a client should offer `turnkey.v1`
+ *   beside its bearer protocol (`new WebSocket(url, ["turnkey.v1", "bearer.<token>"])`); the
+ *   server then selects `turnkey.v1`, so the token never appears in the response headers (nor in
+ *   proxy logs of them). Only when `bearer.<token>` is the sole protocol offered is it echoed back,
+ *   because a browser fails a handshake whose selected protocol it did not offer.
+ * - Admission: the socket counts as a watcher against `TURNKEY_MAX_WATCHERS` and
+ *   `TURNKEY_MAX_WATCHERS_PER_USER` together with SSE events streams (src/http/watch-guard.ts
+ *   `WatcherSlots`); beyond either it closes with 1013 "try again later" (IANA WebSocket close
+ *   code registry). The slot is released when the socket closes, for whatever reason.
+ * - Message size: a message longer than `TURNKEY_MAX_BODY_BYTES` (its size as received, in
+ *   bytes, before parsing) is refused with an error frame `code: "payload_too_large"` and the
+ *   socket stays open. Bun's `maxPayloadLength` (set by src/server.ts to twice that) backs this up
+ *   by closing with 1009 (message too big) without buffering more.
  * - Client → server: `{"type":"run","input":RunAgentInput}`. Authorization is checked again for
  *   every run message, so a collaborator removed mid-connection cannot start another turn
  *   (removed entirely → 1008; downgraded to view → an error frame).
@@ -28,7 +41,7 @@ import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
 import { SessionParams } from "../schemas.ts";
 import { DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
-import { guardWatcher, type WatchGuard } from "../watch-guard.ts";
+import { guardWatcher, watcherSlotsFor, type WatchGuard } from "../watch-guard.ts";
 import { completeRunInput } from "./agui.ts";
 
 const BEARER_PROTOCOL = /^bearer\.(.+)$/;
@@ -57,8 +70,49 @@ export function wsBearer(headers: Headers): { authorization?: string; protocol?:
   return {};
 }
 
+/** The subprotocol a client offers so the server need not echo its bearer token (see the module doc). */
+export const TURNKEY_PROTOCOL = "turnkey.v1";
+
+/**
+ * The subprotocol to select (RFC 6455 §4.2.2) from the offered `Sec-WebSocket-Protocol` value:
+ * `turnkey.v1` when offered; else a `bearer.<token>` offered alone (browsers need an offered one
+ * back); else none.
+ * @example selectSubprotocol("turnkey.v1, bearer.abc") // → "turnkey.v1"
+ * @example selectSubprotocol("bearer.abc") // → "bearer.abc";  selectSubprotocol("x, bearer.abc") // → undefined
+ */
+export function selectSubprotocol(offered: string | null): string | undefined {
+  const list = (offered ?? "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (list.includes(TURNKEY_PROTOCOL)) return TURNKEY_PROTOCOL;
+  if (list.length === 1 && BEARER_PROTOCOL.test(list[0]!)) return list[0];
+  return undefined;
+}
+
+/** Size of a WebSocket message as received: UTF-8 bytes of a text frame, length of a binary one. */
+export function messageBytes(message: string | ArrayBufferView | ArrayBuffer): number {
+  return typeof message === "string" ? Buffer.byteLength(message, "utf8") : message.byteLength;
+}
+
+/**
+ * Put a size check in front of Elysia's per-connection message handler (Bun's `ws.data.message`,
+ * Elysia 1.4), so an oversized message is refused before Elysia parses it as JSON.
+ * @returns false when the handler is not where Elysia 1.4 keeps it (the caller must fail closed).
+ */
+function guardMessageSize(raw: object, maxBytes: number, onTooLarge: (bytes: number) => void): boolean {
+  const data = (raw as { data?: { message?: unknown } }).data;
+  const inner = data?.message;
+  if (!data || typeof inner !== "function") return false;
+  data.message = (sock: unknown, message: string | ArrayBufferView) => {
+    const bytes = messageBytes(message);
+    if (bytes > maxBytes) return onTooLarge(bytes);
+    return inner.call(data, sock, message);
+  };
+  return true;
+}
+
 interface Conn {
   unsubscribe: () => void;
+  /** Releases this socket's watcher slot (idempotent). */
+  release: () => void;
   guard?: WatchGuard;
   runs: Set<AbortController>;
   /** Resolves true once the connection is authenticated and subscribed, false if refused. */
@@ -125,14 +179,24 @@ export const aguiWsRoutes = (deps: AppDeps) => {
     params: SessionParams,
     // Browsers fail the handshake unless the server selects one of the offered subprotocols.
     upgrade({ request }) {
-      const { protocol } = wsBearer(request.headers);
+      const protocol = selectSubprotocol(request.headers.get("sec-websocket-protocol"));
       return protocol ? { "Sec-WebSocket-Protocol": protocol } : {};
     },
     open(ws) {
       const { project, session } = ws.data.params;
       // Register at once: a client may send its first message before authentication finishes.
-      const conn: Conn = { unsubscribe: () => {}, runs: new Set(), ready: Promise.resolve(false) };
+      const conn: Conn = { unsubscribe: () => {}, release: () => {}, runs: new Set(), ready: Promise.resolve(false) };
       conns.set(ws.id, conn);
+      const maxBytes = deps.config.maxBodyBytes;
+      const sized = guardMessageSize(ws.raw, maxBytes, () => {
+        const error = { type: "error", error: `message exceeds ${maxBytes} bytes`, code: "payload_too_large" };
+        void conn.ready.then((ok) => ok && sendBounded(ws, JSON.stringify(error)));
+      });
+      if (!sized) {
+        deps.logger.error({}, "websocket message size check unavailable (Elysia internals changed); refusing the connection");
+        ws.close(1011, "internal error");
+        return;
+      }
       conn.ready = (async () => {
         const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = await authenticateWs(ws.data.request);
@@ -140,6 +204,12 @@ export const aguiWsRoutes = (deps: AppDeps) => {
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
         if (!mayPerform(role, "watch")) return fail1008(ws, "not a participant of this session");
         if (!conns.has(ws.id)) return false; // closed meanwhile
+        const slot = watcherSlotsFor(deps.config).acquire(user.userId);
+        if ("refused" in slot) {
+          ws.close(1013, "try again later");
+          return false;
+        }
+        conn.release = slot.release;
         const offEvents = deps.bus.subscribe(project, session, (event) => {
           if (!sendBounded(ws, JSON.stringify(event))) offEvents();
         });
@@ -191,6 +261,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const conn = conns.get(ws.id);
       if (!conn) return;
       conns.delete(ws.id);
+      conn.release();
       conn.unsubscribe();
       conn.guard?.stop();
       for (const a of conn.runs) a.abort();
