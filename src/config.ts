@@ -57,6 +57,8 @@ const ConfigSchema = T.Object({
   maxConcurrentTurns: T.Integer({ minimum: 1 }),
   teardownGraceMs: T.Integer({ minimum: 0 }),
   heartbeatMs: T.Integer({ minimum: 100 }),
+  /** A requester that reads nothing for this long while output waits is cut (`client_too_slow`), ms. */
+  clientStallMs: T.Integer({ minimum: 100 }),
   /** Largest accepted request body, bytes. */
   maxBodyBytes: T.Integer({ minimum: 1024 }),
   providers: T.Array(T.Union(PROVIDERS.map((p) => T.Literal(p)))),
@@ -118,6 +120,7 @@ export function defaultConfig(): Config {
     maxConcurrentTurns: 32,
     teardownGraceMs: 5000,
     heartbeatMs: 15000,
+    clientStallMs: 30000,
     maxBodyBytes: 1024 * 1024,
     providers: [...PROVIDERS],
     githubHosts: ["github.com"],
@@ -162,6 +165,7 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_MAX_CONCURRENT_TURNS: ["maxConcurrentTurns", "int"],
   TURNKEY_TEARDOWN_GRACE_MS: ["teardownGraceMs", "int"],
   TURNKEY_HEARTBEAT_MS: ["heartbeatMs", "int"],
+  TURNKEY_CLIENT_STALL_MS: ["clientStallMs", "int"],
   TURNKEY_MAX_BODY_BYTES: ["maxBodyBytes", "int"],
   TURNKEY_PROVIDERS: ["providers", "providers"],
   TURNKEY_GITHUB_HOSTS: ["githubHosts", "list"],

@@ -14,7 +14,7 @@
  * bytes.
  */
 import { EventType, type BaseEvent } from "@ag-ui/core";
-import { TurnAbort, type TurnContext, type TurnEmit, type TurnOutcome } from "./types.ts";
+import { TurnAbort, type TurnContext, type TurnEmit, type TurnFlow, type TurnOutcome } from "./types.ts";
 import { parseEventLine } from "./events.ts";
 import { RunStream } from "./run-stream.ts";
 import type { SecretScrubber } from "./scrub.ts";
@@ -210,7 +210,7 @@ export async function relayTurn(ctx: TurnContext, opts: RelayOptions): Promise<T
     }
     const type = response.headers.get("content-type") ?? "";
     if (!type.includes("text/event-stream")) log.warn({ ...meta, contentType: type.slice(0, 100) }, "runner response is not text/event-stream; parsing it as SSE anyway");
-    const ended = await pump(response, opts, stream, meta);
+    const ended = await pump(response, opts, stream, meta, ctx.flow);
     if (stream.terminal) {
       const t = stream.terminal;
       if (t.type === EventType.RUN_FINISHED) return { status: "finished" };
@@ -258,7 +258,7 @@ async function connect(ctx: TurnContext, opts: RelayOptions, signal: AbortSignal
 }
 
 /** Read the body to its end (or a terminal event, or an abort). @returns how reading ended. */
-async function pump(response: Response, opts: RelayOptions, stream: PassThroughStream, meta: object): Promise<"eof" | "error" | "terminal"> {
+async function pump(response: Response, opts: RelayOptions, stream: PassThroughStream, meta: object, flow?: TurnFlow): Promise<"eof" | "error" | "terminal"> {
   const log = opts.logger;
   const scrubber = opts.scrubber;
   const onBlock = (block: SseBlock) => {
@@ -287,6 +287,8 @@ async function pump(response: Response, opts: RelayOptions, stream: PassThroughS
   const reader = response.body.getReader();
   try {
     for (;;) {
+      // Backpressure: read the runner only as fast as the requester takes the events.
+      if (flow?.congested()) await flow.drained();
       const { done, value } = await reader.read();
       if (done) {
         const discarded = parser.end();

@@ -255,7 +255,20 @@ export class LocalRunnerSupervisor implements TurnExecutor {
       let stdoutEnded = false;
       let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
       let drainTimer: ReturnType<typeof setTimeout> | undefined;
-      proc.stdout?.on("data", (c: Buffer) => stdout.push(c));
+      // Backpressure: stop reading while the requester's stream is congested (the runner then
+      // blocks on a full pipe), resume when it drained.
+      let paused = false;
+      proc.stdout?.on("data", (c: Buffer) => {
+        stdout.push(c);
+        const flow = ctx.flow;
+        if (!flow || paused || settled || !flow.congested()) return;
+        paused = true;
+        proc.stdout?.pause();
+        void flow.drained().then(() => {
+          paused = false;
+          if (!settled) proc.stdout?.resume();
+        });
+      });
       proc.stdout?.on("end", () => {
         stdoutEnded = true;
         stdout.end();

@@ -17,7 +17,7 @@ import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
-import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnOutcome } from "./types.ts";
+import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
 export interface TurnTokenMinter {
@@ -63,7 +63,7 @@ export interface Sender {
 export interface Turn {
   readonly run: Readonly<ActiveRun>;
   /** Run the turn, streaming events to `emit`; resolves after teardown. Never rejects. */
-  execute(emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome>;
+  execute(emit: TurnEmit, signal: AbortSignal, flow?: TurnFlow): Promise<TurnOutcome>;
 }
 
 export class TurnService {
@@ -118,10 +118,10 @@ export class TurnService {
     let executed = false;
     return {
       run,
-      execute: (emit, signal) => {
+      execute: (emit, signal, flow) => {
         if (executed) throw new Error("turn already executed");
         executed = true;
-        return this.#execute(run, sender, minted.token, input, emit, signal);
+        return this.#execute(run, sender, minted.token, input, emit, signal, flow);
       },
     };
   }
@@ -157,7 +157,7 @@ export class TurnService {
     for (const c of this.#live.values()) c.abort(new TurnAbort("gateway_shutdown", "Gateway is shutting down"));
   }
 
-  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal): Promise<TurnOutcome> {
+  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal, flow?: TurnFlow): Promise<TurnOutcome> {
     const d = this.#d;
     const key = `${run.project}/${run.session}/${run.runId}`;
     let finishing: (() => void) | undefined;
@@ -216,6 +216,8 @@ export class TurnService {
         input,
         deadline: run.deadline,
         signal: controller.signal,
+        // Waiting for the requester must end when the turn does, whatever ends it.
+        ...(flow ? { flow: { congested: () => flow.congested(), drained: () => Promise.race([flow.drained(), aborted(controller.signal)]) } } : {}),
       };
       outcome = await d.executor.execute(ctx, publish);
       return outcome;
@@ -292,6 +294,11 @@ export function stampSender(input: RunAgentInput, sender: Sender): RunAgentInput
       m.role === "user" ? ({ ...m, metadata: { ...(m as { metadata?: object }).metadata, senderId: sender.userId, senderDisplayName: sender.userName } } as typeof m) : m,
     ),
   };
+}
+
+/** Resolves when `signal` aborts (at once if it already has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
 }
 
 /** A fresh run ID (UUID v4), per DESIGN §2.1 step 2. */

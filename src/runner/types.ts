@@ -28,6 +28,20 @@ export interface TurnContext {
   deadline: number;
   /** Aborted on client disconnect, interrupt, or gateway shutdown. */
   signal: AbortSignal;
+  /** Backpressure from the requester's stream, when it has one (see `TurnFlow`). */
+  flow?: TurnFlow;
+}
+
+/**
+ * Flow control from the requester's stream: while `congested()`, executors stop reading the
+ * runner (its writes then block on a full pipe or socket) and resume once `drained()` resolves.
+ * So a client that reads slowly slows the runner down instead of being cut off; one that stops
+ * reading altogether is ended by the stream's owner (`drained()` then never resolves before the
+ * turn is aborted with `client_too_slow`).
+ */
+export interface TurnFlow {
+  congested(): boolean;
+  drained(): Promise<void>;
 }
 
 /** How a turn ended. */

@@ -143,7 +143,7 @@ describe("teardown", () => {
   });
 
   test("a client that stops reading is cut off: watchers see RUN_ERROR client_too_slow last, and teardown happens", async () => {
-    const { gw, alice } = await setup("flood", { TURNKEY_EVENTS_RETENTION: "0" });
+    const { gw, alice } = await setup("flood", { TURNKEY_EVENTS_RETENTION: "0", TURNKEY_CLIENT_STALL_MS: "1000" });
     gateways.push(gw);
     const watcher = await openSse(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/events`, alice);
     const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
@@ -159,5 +159,30 @@ describe("teardown", () => {
     expect(await waitFor(() => gw.server.deps.activeRuns.size === 0, 10_000)).toBe(true);
     watcher.close();
     await res.body?.cancel();
+  });
+
+  test("a client that reads slowly slows the runner down instead of being cut off", async () => {
+    const { gw, alice } = await setup("flood", { TURNKEY_EVENTS_RETENTION: "0", TURNKEY_CLIENT_STALL_MS: "5000" });
+    gateways.push(gw);
+    // 80 × 256 KiB = 20 MiB, far past the 8 MiB queue cap if the runner were not held back.
+    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "flood" }], forwardedProps: { fixture: { events: 80 } } }),
+    });
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let tail = "";
+    let bytes = 0;
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      tail = (tail + dec.decode(value, { stream: true })).slice(-4096);
+      await Bun.sleep(2); // a reader slower than the runner
+    }
+    expect(bytes).toBeGreaterThan(20 * 1024 * 1024);
+    expect(tail).toContain('"RUN_FINISHED"');
+    expect(tail).not.toContain("client_too_slow");
   });
 });
