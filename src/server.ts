@@ -90,6 +90,9 @@ async function runnerUidPool(cfg: Config, logger: Logger) {
   return pool;
 }
 
+/** How long shutdown waits for open streams to flush before closing them, ms. */
+const SHUTDOWN_DRAIN_MS = 2000;
+
 /** A running gateway. */
 export interface RunningServer {
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -193,7 +196,10 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
         const deadline = Date.now() + cfg.teardownGraceMs + 2000;
         while (activeRuns.size > 0 && Date.now() < deadline) await Bun.sleep(20);
         await executor.shutdown?.();
-        await app.stop(true);
+        // Let streams that still hold queued events (the final RUN_ERROR gateway_shutdown among
+        // them) drain for a moment, then close whatever is left (watchers never end by themselves).
+        await Promise.race([server.stop(false), Bun.sleep(SHUTDOWN_DRAIN_MS)]);
+        server.stop(true);
         await audit.close();
         await stores.close();
         logger.info({}, "turnkey stopped");

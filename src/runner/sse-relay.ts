@@ -6,8 +6,10 @@
  *
  * Flow control: the body is read one chunk at a time and every complete event is handed to
  * `emit` synchronously before the next read, so the gateway holds at most one chunk plus one
- * incomplete event (≤ `maxEventBytes`) per turn; a consumer that stops reading is bounded by
- * the SSE channel's cap (src/http/sse.ts), which aborts the turn and so this request.
+ * incomplete event (≤ `maxEventBytes`) per turn. While the requester's stream is congested
+ * (`ctx.flow`, see `TurnFlow`) the next read waits, so the runner is slowed to the client's pace;
+ * the wait ends when the stream drains or the relay stops (runner exit, deadline, abort). The SSE
+ * channel's hard cap (src/http/sse.ts) stays as a backstop.
  *
  * Upstream comment-only blocks (`: ping`) are dropped: the gateway's SSE channel sends its own
  * `: heartbeat` while the stream is quiet. Comment lines inside an event block stay in its raw
@@ -210,7 +212,7 @@ export async function relayTurn(ctx: TurnContext, opts: RelayOptions): Promise<T
     }
     const type = response.headers.get("content-type") ?? "";
     if (!type.includes("text/event-stream")) log.warn({ ...meta, contentType: type.slice(0, 100) }, "runner response is not text/event-stream; parsing it as SSE anyway");
-    const ended = await pump(response, opts, stream, meta, ctx.flow);
+    const ended = await pump(response, opts, stream, meta, ctx.flow, controller.signal);
     if (stream.terminal) {
       const t = stream.terminal;
       if (t.type === EventType.RUN_FINISHED) return { status: "finished" };
@@ -258,7 +260,9 @@ async function connect(ctx: TurnContext, opts: RelayOptions, signal: AbortSignal
 }
 
 /** Read the body to its end (or a terminal event, or an abort). @returns how reading ended. */
-async function pump(response: Response, opts: RelayOptions, stream: PassThroughStream, meta: object, flow?: TurnFlow): Promise<"eof" | "error" | "terminal"> {
+async function pump(response: Response, opts: RelayOptions, stream: PassThroughStream, meta: object, flow: TurnFlow | undefined, stopped: AbortSignal): Promise<"eof" | "error" | "terminal"> {
+  // Waiting for the client must also end when the relay stops (runner exit, deadline, abort).
+  const whenStopped = new Promise<void>((resolve) => (stopped.aborted ? resolve() : stopped.addEventListener("abort", () => resolve(), { once: true })));
   const log = opts.logger;
   const scrubber = opts.scrubber;
   const onBlock = (block: SseBlock) => {
@@ -288,7 +292,8 @@ async function pump(response: Response, opts: RelayOptions, stream: PassThroughS
   try {
     for (;;) {
       // Backpressure: read the runner only as fast as the requester takes the events.
-      if (flow?.congested()) await flow.drained();
+      if (flow?.congested()) await Promise.race([flow.drained(), whenStopped]);
+      if (stopped.aborted) return "error";
       const { done, value } = await reader.read();
       if (done) {
         const discarded = parser.end();

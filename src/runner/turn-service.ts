@@ -190,6 +190,8 @@ export class TurnService {
         deliver({ type: EventType.MESSAGES_SNAPSHOT, messages: input.messages } as BaseEvent);
       }
     };
+    // One listener for the whole turn, however often the stream pauses.
+    const turnEnded = aborted(controller.signal);
     let outcome: TurnOutcome = { status: "error", message: "turn did not run" };
     try {
       let credentials: TurnContext["credentials"];
@@ -217,7 +219,7 @@ export class TurnService {
         deadline: run.deadline,
         signal: controller.signal,
         // Waiting for the requester must end when the turn does, whatever ends it.
-        ...(flow ? { flow: { congested: () => flow.congested(), drained: () => Promise.race([flow.drained(), aborted(controller.signal)]) } } : {}),
+        ...(flow ? { flow: { congested: () => flow.congested(), drained: () => Promise.race([flow.drained(), turnEnded]) } } : {}),
       };
       outcome = await d.executor.execute(ctx, publish);
       return outcome;

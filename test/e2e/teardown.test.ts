@@ -185,4 +185,48 @@ describe("teardown", () => {
     expect(tail).toContain('"RUN_FINISHED"');
     expect(tail).not.toContain("client_too_slow");
   });
+
+  test("shutdown while a slow client still has queued output: the client still gets gateway_shutdown last", async () => {
+    const { gw, alice } = await setup("flood");
+    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "flood" }] }),
+    });
+    await Bun.sleep(300); // not reading: output queues up and the runner is paused
+    const stopping = gw.stop();
+    // Now read everything that was queued, slowly, as a client on a slow link would.
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += dec.decode(value, { stream: true });
+      await Bun.sleep(5);
+    }
+    await stopping;
+    const last = parseSse(text.slice(text.lastIndexOf("data: "))).at(-1);
+    expect(last).toMatchObject({ type: "RUN_ERROR", code: "gateway_shutdown" });
+  });
+
+  test("an HTTP runner that dies while its stream is paused for a slow client ends the turn at once", async () => {
+    const fixture = resolve(import.meta.dir, "../fixtures/remote/http-runner.ts");
+    const { gw, alice } = await setup("flood", {
+      TURNKEY_RUNNER_PROTOCOL: "http",
+      TURNKEY_RUNNER_COMMAND: JSON.stringify([process.execPath, fixture]),
+      TURNKEY_CLIENT_STALL_MS: "30000",
+    });
+    gateways.push(gw);
+    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/s/agui/run`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${alice}`, "content-type": "application/json", accept: "text/event-stream" },
+      body: JSON.stringify({ messages: [{ id: "m", role: "user", content: "x" }], forwardedProps: { fixture: { mode: "flood-exit" } } }),
+    });
+    expect(res.status).toBe(200); // never read: the relay pauses on backpressure
+    const t0 = Date.now();
+    expect(await waitFor(() => gw.server.deps.activeRuns.size === 0, 10_000)).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(10_000); // not the 30 s stall cut-off
+    await res.body?.cancel();
+  });
 });

@@ -40,7 +40,8 @@ import { subjectOf, type Principal } from "../../identity/principal.ts";
 import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
 import { SessionParams } from "../schemas.ts";
-import { DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
+import { CLIENT_TOO_SLOW, DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
+import { TurnAbort } from "../../runner/types.ts";
 import { guardWatcher, watcherSlotsFor, type WatchGuard } from "../watch-guard.ts";
 import { completeRunInput } from "./agui.ts";
 
@@ -110,6 +111,8 @@ function guardMessageSize(raw: object, maxBytes: number, onTooLarge: (bytes: num
 }
 
 interface Conn {
+  /** Set when the socket was closed for not reading (its turns end with `client_too_slow`). */
+  tooSlow?: boolean;
   unsubscribe: () => void;
   /** Releases this socket's watcher slot (idempotent). */
   release: () => void;
@@ -211,7 +214,10 @@ export const aguiWsRoutes = (deps: AppDeps) => {
         }
         conn.release = slot.release;
         const offEvents = deps.bus.subscribe(project, session, (event) => {
-          if (!sendBounded(ws, JSON.stringify(event))) offEvents();
+          if (!sendBounded(ws, JSON.stringify(event))) {
+            conn.tooSlow = true;
+            offEvents();
+          }
         });
         conn.unsubscribe = offEvents;
         conn.guard = guardWatcher({
@@ -264,7 +270,10 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       conn.release();
       conn.unsubscribe();
       conn.guard?.stop();
-      for (const a of conn.runs) a.abort();
+      // A socket cut for not reading was closed by sendBounded with "client too slow".
+      const slow = conn.tooSlow;
+      for (const a of conn.runs)
+        a.abort(slow ? new TurnAbort(CLIENT_TOO_SLOW, "Client too slow to read the WebSocket") : new TurnAbort("client_disconnected", "Client disconnected"));
     },
   });
 };
