@@ -4,11 +4,10 @@
  * configuration errors that name the bad setting.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { spawn, type Subprocess } from "bun";
+import { resolve } from "node:path";
+import { spawn } from "bun";
 import { parseSse } from "../helpers/gateway.ts";
+import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.ts";
 
 const MAIN = resolve(import.meta.dir, "../../src/main.ts");
 
@@ -25,36 +24,16 @@ async function cli(args: string[], opts: { env?: Record<string, string>; stdin?:
 }
 
 describe("the turnkey command line", () => {
-  let dataDir: string;
-  let server: Subprocess<"ignore", "pipe", "pipe">;
+  let gw: GatewayProcess;
   let url: string;
-  const env = () => ({ TURNKEY_DATA_DIR: dataDir });
+  const env = () => ({ TURNKEY_DATA_DIR: gw.dataDir });
 
   beforeAll(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "turnkey-cli-"));
-    server = spawn([process.execPath, MAIN, "serve", "--port", "0", "--teardown-grace-ms", "500"], {
-      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "/tmp", TURNKEY_DATA_DIR: dataDir },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    // The "listening" log line carries the bound URL.
-    const reader = server.stderr.getReader();
-    let log = "";
-    while (!url) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited: ${log}`);
-      log += new TextDecoder().decode(value);
-      url = /"url":"(http:[^"]+)"/.exec(log)?.[1] ?? "";
-    }
-    // Keep draining the log so the server never blocks on a full pipe.
-    void (async () => {
-      while (!(await reader.read()).done);
-    })().catch(() => {});
+    gw = await startGatewayProcess({ TURNKEY_TEARDOWN_GRACE_MS: "500" }, { command: [process.execPath, MAIN, "serve", "--port", "0"] });
+    url = gw.url;
   });
   afterAll(async () => {
-    server?.kill("SIGTERM");
-    await server?.exited;
-    rmSync(dataDir, { recursive: true, force: true });
+    await gw?.stop();
   });
 
   test("version and help", async () => {
@@ -110,7 +89,7 @@ describe("the turnkey command line", () => {
   });
 
   test("SIGTERM shuts the server down cleanly", async () => {
-    server.kill("SIGTERM");
-    expect(await server.exited).toBe(0);
+    const fresh = await startGatewayProcess({}, { command: [process.execPath, MAIN, "serve", "--port", "0"] });
+    expect(await fresh.stop()).toBe(0);
   });
 });

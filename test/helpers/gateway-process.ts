@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { jsonApi, type ApiOptions, type ApiResponse } from "./http.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -18,9 +19,12 @@ export interface GatewayProcess {
   /** Everything the child wrote to stderr so far (its pino log lines), for failure messages. */
   log(): string;
   /** JSON request helper; returns the status and the parsed body (or text). */
-  api(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
-  /** SIGTERM, wait for exit (SIGKILL after `graceMs`, default 5000), remove the data dir. */
-  stop(graceMs?: number): Promise<void>;
+  api(method: string, path: string, opts?: ApiOptions): Promise<ApiResponse>;
+  /**
+   * SIGTERM, wait for exit (SIGKILL after `graceMs`, default 5000), remove the data dir.
+   * @returns the exit code (null when it had to be killed).
+   */
+  stop(graceMs?: number): Promise<number | null>;
 }
 
 /**
@@ -28,9 +32,10 @@ export interface GatewayProcess {
  * @param env settings for the child (`TURNKEY_*`, `KUBECONFIG`, `NODE_EXTRA_CA_CERTS`, ...);
  *   `TURNKEY_PORT=0`, a temp `TURNKEY_DATA_DIR` and `TURNKEY_LOG_LEVEL=info` are defaults.
  * @param opts.startTimeoutMs how long to wait for the listening line; default 15000.
+ * @param opts.command the argv to run; default `bun src/main.ts serve` (e.g. a compiled binary).
  * @throws Error with the child's log when it exits or does not listen in time.
  */
-export async function startGatewayProcess(env: Record<string, string>, opts: { startTimeoutMs?: number } = {}): Promise<GatewayProcess> {
+export async function startGatewayProcess(env: Record<string, string>, opts: { startTimeoutMs?: number; command?: string[] } = {}): Promise<GatewayProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), "turnkey-gwp-"));
   const childEnv: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -41,7 +46,7 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { s
     TURNKEY_TEARDOWN_GRACE_MS: "1000",
     ...env,
   };
-  const proc = Bun.spawn([process.execPath, "src/main.ts", "serve"], { cwd: ROOT, env: childEnv, stdout: "ignore", stderr: "pipe" });
+  const proc = Bun.spawn(opts.command ?? [process.execPath, "src/main.ts", "serve"], { cwd: ROOT, env: childEnv, stdout: "ignore", stderr: "pipe" });
   let stderr = "";
   let url: string | undefined;
   let onListening: (() => void) | undefined;
@@ -76,24 +81,7 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { s
     throw new Error(`gateway did not start (${outcome}):\n${stderr}`);
   }
   const base = url;
-  const api: GatewayProcess["api"] = async (method, path, o = {}) => {
-    const headers: Record<string, string> = { ...o.headers };
-    if (o.token) headers.authorization = `Bearer ${o.token}`;
-    let body: string | undefined;
-    if (o.body !== undefined) {
-      body = typeof o.body === "string" ? o.body : JSON.stringify(o.body);
-      headers["content-type"] ??= "application/json";
-    }
-    const res = await fetch(base + path, { method, headers, ...(body !== undefined ? { body } : {}) });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const api = jsonApi(base);
   return {
     url: base,
     dataDir,
@@ -107,6 +95,7 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { s
         await proc.exited;
       }
       rmSync(dataDir, { recursive: true, force: true });
+      return done ? proc.exitCode : null;
     },
   };
 }

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { DevIssuer } from "../../src/identity/dev-issuer.ts";
+import { jsonApi, type ApiOptions, type ApiResponse } from "./http.ts";
 
 export interface TestGateway {
   url: string;
@@ -16,7 +17,7 @@ export interface TestGateway {
   /** A development user token for `userId`. */
   token(userId: string, name?: string): Promise<string>;
   /** JSON request helper; returns status and parsed body (or text). */
-  api(method: string, path: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  api(method: string, path: string, opts?: ApiOptions): Promise<ApiResponse>;
   /** Wait (up to `ms`) until no turn is active: watchers see RUN_FINISHED before teardown ends. */
   idle(ms?: number): Promise<void>;
   stop(): Promise<void>;
@@ -35,24 +36,7 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
     throw err;
   }
   const issuer = await DevIssuer.open(cfg);
-  const api: TestGateway["api"] = async (method, path, opts = {}) => {
-    const headers: Record<string, string> = { ...opts.headers };
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    let body: string | undefined;
-    if (opts.body !== undefined) {
-      body = typeof opts.body === "string" ? opts.body : JSON.stringify(opts.body);
-      headers["content-type"] ??= "application/json";
-    }
-    const res = await fetch(server.url + path, { method, headers, ...(body !== undefined ? { body } : {}) });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON */
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  };
+  const api = jsonApi(server.url);
   return {
     url: server.url,
     dataDir,
