@@ -69,14 +69,23 @@ async function serve(argv: string[]): Promise<number> {
   }
   const cfg = loadConfig(process.env, flags);
   const { startServer } = await import("./server.ts");
-  const server = await startServer(cfg);
+  // Handlers first: a SIGTERM that arrives while the server is still starting (its "listening"
+  // line is already out) must still shut down cleanly, not kill the process mid-start.
+  let server: Awaited<ReturnType<typeof startServer>> | undefined;
+  let requested: string | undefined;
   const shutdown = async (signal: string) => {
+    if (!server) {
+      requested = signal;
+      return;
+    }
     server.deps.logger.info({ signal }, "shutting down");
     await server.stop();
     process.exit(0);
   };
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
   process.once("SIGINT", () => void shutdown("SIGINT"));
+  server = await startServer(cfg);
+  if (requested) await shutdown(requested);
   return -1; // keep running
 }
 
