@@ -335,4 +335,5 @@ export function redactConfig(cfg: Config): Record<string, unknown> {
 /** Path helpers for files in the data directory. */
 export const dataPath = (cfg: Pick<Config, "dataDir">, ...parts: string[]) => join(cfg.dataDir, ...parts);
 
+/** Re-exported for configuration consumers. */
 export type { ProviderName };

@@ -4,6 +4,7 @@
 
 /** DNS-1123 label: 1-63 chars of `[a-z0-9-]`, starting and ending alphanumeric (Kubernetes names). */
 export const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** `DNS1123_LABEL` as a string, for JSON/TypeBox schemas. */
 export const DNS1123_LABEL_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 
 /** True iff `name` is a DNS-1123 label of at most 63 characters. */

@@ -27,6 +27,7 @@ export type AuditInput = Omit<AuditRecord, "time" | "principal" | "effectiveUser
   effectiveUserId?: string;
 };
 
+/** Where audit records go (src/audit/audit.ts); hashes subjects with its key. */
 export interface AuditSink {
   /** Write one record. Never throws (a failing sink logs and drops). */
   write(input: AuditInput): void;

@@ -3,12 +3,19 @@
  */
 import type { ProviderName } from "./providers.ts";
 
+/** github: a token (PAT or app token) and optional identity for git commits. */
 export interface GithubCredential { token: string; userName?: string; email?: string; expiresAt?: string }
+/** gitlab: a token, its instance (default https://gitlab.com) and optional identity. */
 export interface GitlabCredential { token: string; instanceUrl?: string; userName?: string; email?: string }
+/** jira: site URL, account e-mail and API token. */
 export interface JiraCredential { url: string; email: string; apiToken: string }
+/** google: OAuth tokens; `expiresAt` is ISO 8601. */
 export interface GoogleCredential { accessToken: string; refreshToken?: string; email: string; scopes?: string[]; expiresAt: string; clientId?: string; clientSecret?: string }
+/** coderabbit: an API key. */
 export interface CoderabbitCredential { apiKey: string }
+/** One Gerrit server and its HTTP password. */
 export interface GerritInstance { name: string; url: string; username: string; httpPassword: string }
+/** gerrit: one or more instances. */
 export interface GerritCredential { instances: GerritInstance[] }
 
 /** Map provider → record type. */
@@ -20,6 +27,7 @@ export interface CredentialRecords {
   coderabbit: CoderabbitCredential;
   gerrit: GerritCredential;
 }
+/** Any provider's record. */
 export type AnyCredential = CredentialRecords[ProviderName];
 
 /** Listing entry: never the secret values. `updatedAt` is ISO 8601. */

@@ -43,4 +43,5 @@ export function createApp(deps: AppDeps) {
     .use(aguiWsRoutes(deps));
 }
 
+/** The composed Elysia app type. */
 export type App = ReturnType<typeof createApp>;

@@ -29,6 +29,10 @@ const SETTING = "TURNKEY_RUNNER_BOT_TOKENS_FILE";
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest();
 
+/**
+ * Runner bot tokens (`TURNKEY_RUNNER_BOT_TOKENS_FILE`, embedded backend) → `service` principals;
+ * only SHA-256 digests are kept, compared in constant time. See the module doc for the file format.
+ */
 export class BotTokenAuthenticator implements Authenticator {
   /** Only SHA-256 digests are kept: a heap dump does not reveal the tokens. */
   #entries: { name: string; digest: Buffer }[];

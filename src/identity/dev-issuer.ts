@@ -23,6 +23,10 @@ export interface DevMintInput {
   ttlSeconds?: number;
 }
 
+/**
+ * The embedded default's development issuer (DESIGN §5): ES256 user tokens signed with the key in
+ * `<dataDir>/dev-issuer.jwk`, verified by `JwtAuthenticator`. Not for production identities.
+ */
 export class DevIssuer {
   #key: SigningKey;
   #issuer: string;

@@ -17,7 +17,9 @@ import type { Principal } from "./principal.ts";
 
 /** Label key/values and annotation the platform puts on its service accounts. */
 export const RUNNER_SA_LABEL = { key: "app", value: "ambient-runner" } as const;
+/** Label of the platform's access-key ServiceAccounts (issue 4 §4). */
 export const ACCESS_KEY_SA_LABEL = { key: "app", value: "ambient-access-key" } as const;
+/** Annotation naming the user an access key acts for (issue 4 §4). */
 export const CREATED_BY_USER_ANNOTATION = "ambient-code.io/created-by-user-id";
 /** Runner accounts are named `ambient-session-<session>`. */
 export const RUNNER_SA_PREFIX = "ambient-session-";

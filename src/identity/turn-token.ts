@@ -65,6 +65,10 @@ export interface TurnTokenOptions {
   now?: () => number;
 }
 
+/**
+ * Mints, verifies and revokes turn tokens (see the module doc). Revocations are held in memory
+ * until the token's `exp`; verification errors are TurnkeyError 401 `invalid_token`/`token_expired`.
+ */
 export class TurnTokenIssuer {
   #key: SigningKey;
   #keySet: ReturnType<typeof createLocalJWKSet>;

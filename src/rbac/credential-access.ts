@@ -37,6 +37,7 @@ export interface CredentialAccessInput {
   userRole?: SessionRole;
 }
 
+/** Machine reason of a decision, written to the audit record. */
 export type CredentialAccessReason =
   | "unauthenticated"
   | "invalid_token"
@@ -55,6 +56,7 @@ export type CredentialAccessReason =
   | "active_run_user"
   | "self_with_send_right";
 
+/** Allow (with the effective user) or deny (with the HTTP status). */
 export type CredentialAccessDecision =
   | { allow: true; effectiveUserId: string; reason: CredentialAccessReason }
   | { allow: false; status: 401 | 403 | 404 | 503; reason: CredentialAccessReason; effectiveUserId?: string };

@@ -6,6 +6,7 @@
  */
 import type { SessionRole } from "../sessions/types.ts";
 
+/** What a caller wants to do in a session. */
 export type SessionAction = "read" | "watch" | "run" | "interrupt" | "manage";
 
 const ALLOWED: Record<SessionAction, readonly SessionRole[]> = {

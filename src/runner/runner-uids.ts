@@ -13,6 +13,7 @@ import { parseRunnerUids, type Config } from "../config.ts";
 import { createTurnDir, giveTurnDir, removeTurnDir, type RunnerIdentity } from "./turn-dir.ts";
 import { uidProcesses } from "./uid-processes.ts";
 
+/** Re-exported: the uid/gid a turn's runner runs as. */
 export type { RunnerIdentity };
 
 /** RUN_ERROR message (code `runner_unavailable`) for a turn refused because every uid is taken. */

@@ -32,6 +32,7 @@ export interface TurnLogger {
   error(obj: object, msg?: string): void;
 }
 
+/** What `TurnService` is built from (the composition root wires it). */
 export interface TurnServiceDeps {
   sessions: SessionStore;
   credentials: CredentialStore;
@@ -66,6 +67,7 @@ export interface Turn {
   execute(emit: TurnEmit, signal: AbortSignal, flow?: TurnFlow): Promise<TurnOutcome>;
 }
 
+/** Runs turns: `prepare` (authorise, register, mint) then `Turn.execute` (see the module doc). */
 export class TurnService {
   #d: TurnServiceDeps;
   /** Abort controllers of live turns, for interrupt and shutdown. */

@@ -5,6 +5,7 @@
  */
 import { conflict, TurnkeyError } from "../errors.ts";
 
+/** One entry of the active-run map: who runs which turn until when. */
 export interface ActiveRun {
   project: string;
   session: string;
@@ -23,6 +24,7 @@ export interface ActiveRun {
 /** `project/session/runId`. Names are DNS-1123 labels and run IDs carry no `/`, so it is unambiguous. */
 export const runKey = (project: string, session: string, runId: string) => `${project}/${session}/${runId}`;
 
+/** The active-run map and concurrency gate (module doc). */
 export class ActiveRunMap {
   #runs = new Map<string, ActiveRun>();
   #maxPerSession: number;

@@ -90,6 +90,7 @@ function newestWithin(lines: string[], maxEvents: number, maxBytes: number): str
   return lines.slice(i);
 }
 
+/** The bounded per-session event log (module doc); I/O errors propagate to the bus. */
 export class SessionEventLog {
   #root: string;
   #maxEvents: number;

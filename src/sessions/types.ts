@@ -5,11 +5,13 @@
 /** `edit` may send turns; `view` may only watch. */
 export type CollaboratorRole = "edit" | "view";
 
+/** A user shared into a session with a role. */
 export interface Collaborator {
   userId: string;
   role: CollaboratorRole;
 }
 
+/** A session as the API returns it. */
 export interface Session {
   project: string;
   name: string;

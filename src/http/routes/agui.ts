@@ -39,6 +39,7 @@ export function completeRunInput(body: Record<string, unknown>, session: string)
 
 /** Pause reading the runner above this many queued bytes, resume below `FLOW_LOW_BYTES`. */
 export const FLOW_HIGH_BYTES = 1024 * 1024;
+/** Resume reading the runner once the queue is below this, bytes. */
 export const FLOW_LOW_BYTES = 256 * 1024;
 
 /**
@@ -67,6 +68,7 @@ export function sseFlow(channel: SseChannel, abort: AbortController, stallMs: nu
   };
 }
 
+/** `POST …/agui/run` (module doc). */
 export const aguiRoutes = (deps: AppDeps) =>
   new Elysia({ name: "aguiRoutes", prefix: "/api/projects/:project/agentic-sessions/:session/agui" }).post(
     "/run",

@@ -31,6 +31,7 @@ function providerParam(raw: string): ProviderName {
 
 const readOnly = () => new TurnkeyError(405, "read_only_backend", "this backend reads credentials from the platform; manage them there");
 
+/** Self-service credential routes (module doc). */
 export const userCredentialRoutes = (deps: AppDeps) =>
   new Elysia({ name: "userCredentialRoutes", prefix: "/api/users/me/credentials" })
     .get("/", async ({ request, server }) => {
@@ -64,6 +65,7 @@ export const userCredentialRoutes = (deps: AppDeps) =>
       { params: t.Object({ provider: t.String({ maxLength: 64 }) }) },
     );
 
+/** The RBAC'd runner-facing credential route (module doc, DESIGN §2.3). */
 export const sessionCredentialRoutes = (deps: AppDeps) =>
   new Elysia({ name: "sessionCredentialRoutes" }).get(
     "/api/projects/:project/agentic-sessions/:session/credentials/:provider",

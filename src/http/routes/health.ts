@@ -8,6 +8,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "../context.ts";
 import { errorResponse } from "../errors.ts";
 
+/** Probe and discovery routes (module doc). */
 export const healthRoutes = (deps: AppDeps) =>
   new Elysia({ name: "healthRoutes" })
     .get("/healthz", () => ({ status: "ok" }))

@@ -8,6 +8,7 @@ import { Elysia } from "elysia";
 import type { AppDeps } from "../context.ts";
 import { errorResponse } from "../errors.ts";
 
+/** `GET /metrics` (module doc). */
 export const metricsRoutes = (deps: AppDeps) =>
   new Elysia({ name: "metricsRoutes" }).get("/metrics", async () => {
     if (!deps.metrics) return errorResponse(404, "not_found", "metrics are not enabled");
