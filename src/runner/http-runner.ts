@@ -30,6 +30,7 @@ import { RUNNER_ERROR_CODES, type LocalRunnerOptions, type SupervisorLogger } fr
 import { MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type StopReason } from "./sse-relay.ts";
 import { readSessionToken, runnerHeaders } from "./runner-request.ts";
 import { unknownCapabilities } from "./remote.ts";
+import { waitUntil } from "./wait.ts";
 
 /** Options of `HttpRunnerSupervisor`: those of the local supervisor, plus the HTTP ones. */
 export interface HttpRunnerOptions extends Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "logger" | "baseEnv" | "runnerUids"> {
@@ -223,7 +224,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       } catch {
         // not listening yet
       }
-      await waitFor(Math.min(delay, Math.max(0, until - Date.now())), [ctx.signal, live.stop.signal]);
+      await waitUntil(Math.min(delay, Math.max(0, until - Date.now())), [ctx.signal, live.stop.signal]);
       delay = Math.min(500, delay * 2);
     }
     return stopped() ? "stopped" : "timeout";
@@ -238,15 +239,3 @@ function stopReasonOf(ctx: TurnContext, live: LiveTurn): StopReason {
   return { message: "Turn exceeded its time limit", code: RUNNER_ERROR_CODES.timeout, status: "timeout" };
 }
 
-/** Sleep `ms`, ending early when any signal aborts. */
-function waitFor(ms: number, signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(t);
-      for (const s of signals) s.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    for (const s of signals) s.addEventListener("abort", done, { once: true });
-  });
-}

@@ -16,6 +16,7 @@
  * bytes.
  */
 import { EventType, type BaseEvent } from "@ag-ui/core";
+import { waitUntil } from "./wait.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnFlow, type TurnOutcome } from "./types.ts";
 import { parseEventLine } from "./events.ts";
 import { RunStream } from "./run-stream.ts";
@@ -252,7 +253,7 @@ async function connect(ctx: TurnContext, opts: RelayOptions, signal: AbortSignal
       const left = first + opts.retry.budgetMs - Date.now();
       if (left <= 0) return { kind: "unavailable", attempts: attempt, error };
       opts.logger.debug({ runId: ctx.runId, attempt, retryInMs: Math.min(delay, left) }, "runner refused the connection; retrying");
-      await sleep(Math.min(delay, left), signal);
+      await waitUntil(Math.min(delay, left), [signal]);
       if (isStopped()) return { kind: "unavailable", attempts: attempt, error };
       delay = Math.min(opts.retry.maxMs, delay * opts.retry.factor);
     }
@@ -262,7 +263,7 @@ async function connect(ctx: TurnContext, opts: RelayOptions, signal: AbortSignal
 /** Read the body to its end (or a terminal event, or an abort). @returns how reading ended. */
 async function pump(response: Response, opts: RelayOptions, stream: PassThroughStream, meta: object, flow: TurnFlow | undefined, stopped: AbortSignal): Promise<"eof" | "error" | "terminal"> {
   // Waiting for the client must also end when the relay stops (runner exit, deadline, abort).
-  const whenStopped = new Promise<void>((resolve) => (stopped.aborted ? resolve() : stopped.addEventListener("abort", () => resolve(), { once: true })));
+  const whenStopped = waitUntil(Infinity, [stopped]); // one listener per pump, however often it pauses
   const log = opts.logger;
   const scrubber = opts.scrubber;
   const onBlock = (block: SseBlock) => {
@@ -311,16 +312,3 @@ async function pump(response: Response, opts: RelayOptions, stream: PassThroughS
   }
 }
 
-/** Sleep `ms`, resolving early (not rejecting) when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}

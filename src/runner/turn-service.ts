@@ -17,6 +17,7 @@ import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
+import { waitUntil } from "./wait.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
@@ -193,7 +194,7 @@ export class TurnService {
       }
     };
     // One listener for the whole turn, however often the stream pauses.
-    const turnEnded = aborted(controller.signal);
+    const turnEnded = waitUntil(Infinity, [controller.signal]);
     let outcome: TurnOutcome = { status: "error", message: "turn did not run" };
     try {
       let credentials: TurnContext["credentials"];
@@ -298,11 +299,6 @@ export function stampSender(input: RunAgentInput, sender: Sender): RunAgentInput
       m.role === "user" ? ({ ...m, metadata: { ...(m as { metadata?: object }).metadata, senderId: sender.userId, senderDisplayName: sender.userName } } as typeof m) : m,
     ),
   };
-}
-
-/** Resolves when `signal` aborts (at once if it already has). */
-function aborted(signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => (signal.aborted ? resolve() : signal.addEventListener("abort", () => resolve(), { once: true })));
 }
 
 /** A fresh run ID (UUID v4), per DESIGN §2.1 step 2. */
