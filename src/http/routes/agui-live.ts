@@ -31,9 +31,20 @@ import { authorizeSession } from "./sessions.ts";
 const encoder = new EventEncoder();
 const utf8 = new TextEncoder();
 
-/** SSE frame with an `id:` line (WHATWG HTML §9.2.6), so `Last-Event-ID` can resume. */
+/** Frames already made, per event object: the bus hands every watcher the same object. */
+const frames = new WeakMap<BaseEvent, { seq: number; bytes: Uint8Array }>();
+
+/**
+ * SSE frame with an `id:` line (WHATWG HTML §9.2.6), so `Last-Event-ID` can resume. Encoded once
+ * per event object and shared by every watcher of the session (an event is published once, with
+ * one `seq`).
+ */
 export function frameWithId(event: BaseEvent, seq: number): Uint8Array {
-  return utf8.encode(`id: ${seq}\n${encoder.encodeSSE(event)}`);
+  const made = frames.get(event);
+  if (made?.seq === seq) return made.bytes;
+  const bytes = utf8.encode(`id: ${seq}\n${encoder.encodeSSE(event)}`);
+  frames.set(event, { seq, bytes });
+  return bytes;
 }
 
 /**

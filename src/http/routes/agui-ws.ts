@@ -122,6 +122,14 @@ interface Conn {
   ready: Promise<boolean>;
 }
 
+/** JSON text per event object, made once and shared by every socket watching the session. */
+const texts = new WeakMap<object, string>();
+function jsonOf(event: object): string {
+  let text = texts.get(event);
+  if (text === undefined) texts.set(event, (text = JSON.stringify(event)));
+  return text;
+}
+
 /** Close with 1008 (policy violation) and report the connection as refused. */
 function fail1008(ws: { close(code: number, reason: string): void }, reason: string): false {
   ws.close(1008, reason);
@@ -214,7 +222,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
         }
         conn.release = slot.release;
         const offEvents = deps.bus.subscribe(project, session, (event) => {
-          if (!sendBounded(ws, JSON.stringify(event))) {
+          if (!sendBounded(ws, jsonOf(event))) {
             conn.tooSlow = true;
             offEvents();
           }
