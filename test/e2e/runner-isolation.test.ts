@@ -20,7 +20,7 @@ const sha = (v: string) => createHash("sha256").update(v).digest("hex");
 const ALICE_GH = "ghp_alice_isolation_000000000000000000";
 const BOB_GH = "ghp_bob_isolation_11111111111111111111";
 /** A uid range of our own: other suites on this machine may run gateways with pools at the same time. */
-const BASE = 230_000 + (process.pid % 20_000) * 4;
+const BASE = 230_000 + (process.pid % 5_000) * 4; // [230000, 250000): disjoint from runner-uids.test.ts's band
 const DATA_FILES = ["master.key", "turn-signing.jwk", "dev-issuer.jwk", "turnkey.db"];
 
 /** POST a run and read its SSE stream incrementally: `waitFor` an event mid-turn, `done` at the end. */

@@ -16,7 +16,7 @@ import { killUidProcesses, removeUidLeftovers, uidProcesses } from "../../src/ru
 
 const isRoot = process.getuid?.() === 0;
 const ROOT = resolve(import.meta.dir, "../..");
-const UID = 250_000 + (process.pid % 20_000) * 2; // ours alone: other suites may sweep their own
+const UID = 250_000 + (process.pid % 10_000) * 2; // [250000, 270000): ours alone, disjoint from runner-isolation's band
 
 describe("parseRunnerUids", () => {
   test.each([
@@ -146,16 +146,28 @@ describe.skipIf(!isRoot)("as root", () => {
 
   test("killUidProcesses catches a process that keeps re-forking (each copy forks and exits at once)", async () => {
     // A generation lives only long enough to fork the next; a scan-then-kill loop can miss it.
-    const hop = "h() { ( sleep 0.001; h ) & exit 0; }; h";
-    spawn("/bin/sh", ["-c", hop], { uid: UID + 1, gid: UID + 1, detached: true, stdio: "ignore" }).unref();
-    const until = Date.now() + 5000;
-    let seen = false; // a generation is only briefly visible, so remember having seen one
-    while (!(seen = (uidProcesses(UID + 1) ?? []).length > 0) && Date.now() < until) await Bun.sleep(10);
-    expect(seen).toBe(true);
-    await Bun.sleep(100); // let it hop for a while
-    expect(await killUidProcesses(UID + 1)).toBe(true);
-    await Bun.sleep(300);
-    expect(uidProcesses(UID + 1)).toEqual([]);
+    // Each generation appends a byte to a beat file: a /proc scan under load can miss every
+    // short-lived generation (CI saw that), the file cannot.
+    const dir = mkdtempSync(join(tmpdir(), "turnkey-hop-"));
+    const beat = join(dir, "beat");
+    writeFileSync(beat, "");
+    chownSync(dir, UID + 1, UID + 1); // reachable by the runner uid only
+    chownSync(beat, UID + 1, UID + 1);
+    const size = () => Bun.file(beat).size;
+    try {
+      const hop = `h() { printf . >> '${beat}'; ( sleep 0.001; h ) & exit 0; }; h`;
+      spawn("/bin/sh", ["-c", hop], { uid: UID + 1, gid: UID + 1, detached: true, stdio: "ignore" }).unref();
+      const until = Date.now() + 10_000;
+      while (size() < 20 && Date.now() < until) await Bun.sleep(10);
+      expect(size()).toBeGreaterThanOrEqual(20); // it has hopped through 20 generations
+      expect(await killUidProcesses(UID + 1)).toBe(true);
+      const after = size();
+      await Bun.sleep(300);
+      expect(size()).toBe(after); // no generation survived to write again
+      expect(uidProcesses(UID + 1)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("a gateway that cannot switch users refuses to start, naming TURNKEY_RUNNER_UIDS", () => {
