@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { isAbsolute, relative, resolve, join } from "node:path";
 import { ConfigError } from "./errors.ts";
 import { PROVIDERS, isProvider, type ProviderName } from "./credentials/providers.ts";
+import { isLoopbackHttp } from "./identity/oidc-discovery.ts";
 
 /** Path of the bundled example runner (the default `runnerCommand`). */
 export const EXAMPLE_RUNNER = resolve(import.meta.dir, "../examples/runners/hello.ts");
@@ -76,10 +77,11 @@ const ConfigSchema = T.Object({
   jwksUrl: T.Optional(T.String({ pattern: "^https?://" })),
   /**
    * Where user-JWT keys come from when `jwksUrl` is unset: `off` (the development issuer on the
-   * embedded backend; no JWT member on kubernetes) or `serviceaccount` (kubernetes only: OIDC
-   * discovery of the cluster's service-account issuer, which must equal `jwtIssuer`).
+   * embedded backend; no JWT member on kubernetes), `issuer` (OIDC Discovery of `jwtIssuer`, an
+   * external IdP, either backend) or `serviceaccount` (kubernetes only: discovery of the
+   * cluster's service-account issuer, which must equal `jwtIssuer`).
    */
-  oidcDiscovery: T.Union([T.Literal("off"), T.Literal("serviceaccount")]),
+  oidcDiscovery: T.Union([T.Literal("off"), T.Literal("issuer"), T.Literal("serviceaccount")]),
   /** Claims tried in order for the user ID. */
   userClaims: T.Array(T.String({ minLength: 1 }), { minItems: 1 }),
   /** Addresses whose `X-Forwarded-User` headers are honoured (DESIGN §5). */
@@ -260,14 +262,36 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   out.dataDir = resolve(out.dataDir);
   if (out.masterKey !== undefined && !/^[A-Za-z0-9_-]{43}$/.test(out.masterKey))
     throw new ConfigError(sources.masterKey ?? "TURNKEY_MASTER_KEY", "expected 32 bytes as base64url (43 characters, no padding)");
-  if (out.oidcDiscovery === "serviceaccount") {
-    const setting = sources.oidcDiscovery ?? "TURNKEY_OIDC_DISCOVERY";
-    if (out.backend !== "kubernetes") throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_BACKEND=kubernetes");
-    if (out.jwksUrl) throw new ConfigError(setting, "set either TURNKEY_JWKS_URL or serviceaccount discovery, not both");
-    if (!sources.jwtIssuer) throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_JWT_ISSUER set to the cluster's service-account issuer (pinned)");
-  }
+  checkOidcDiscovery(out, sources);
   checkRunnerIsolation(out, sources);
   return out;
+}
+
+/**
+ * `oidcDiscovery` needs a pinned, explicitly set `jwtIssuer` and excludes `jwksUrl`;
+ * `serviceaccount` needs the kubernetes backend; `issuer` needs an `https:` issuer URL (or a
+ * loopback `http:` one: a local IdP) because the keys are found through it (OIDC Discovery §4).
+ * @throws ConfigError naming the setting.
+ */
+function checkOidcDiscovery(out: Config, sources: Record<string, string>): void {
+  if (out.oidcDiscovery === "off") return;
+  const setting = sources.oidcDiscovery ?? "TURNKEY_OIDC_DISCOVERY";
+  const mode = out.oidcDiscovery;
+  if (out.jwksUrl) throw new ConfigError(setting, `set either TURNKEY_JWKS_URL or ${mode} discovery, not both`);
+  if (mode === "serviceaccount") {
+    if (out.backend !== "kubernetes") throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_BACKEND=kubernetes");
+    if (!sources.jwtIssuer) throw new ConfigError(setting, "serviceaccount discovery needs TURNKEY_JWT_ISSUER set to the cluster's service-account issuer (pinned)");
+    return;
+  }
+  if (!sources.jwtIssuer) throw new ConfigError(setting, "issuer discovery needs TURNKEY_JWT_ISSUER set to your identity provider's issuer URL");
+  let url: URL | undefined;
+  try {
+    url = new URL(out.jwtIssuer);
+  } catch {
+    url = undefined;
+  }
+  if (!url || !(url.protocol === "https:" || isLoopbackHttp(url)) || url.search || url.hash)
+    throw new ConfigError(sources.jwtIssuer ?? "TURNKEY_JWT_ISSUER", "issuer discovery needs an https:// issuer URL without query or fragment (http:// only on loopback)");
 }
 
 /** A parsed `runnerUids` setting: uids `first..last`, both inclusive. */

@@ -11,6 +11,7 @@ import type { AppDeps } from "./http/context.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { DevIssuer } from "./identity/dev-issuer.ts";
 import { JwtAuthenticator } from "./identity/jwt.ts";
+import { discoverIssuer, memoiseDiscovery } from "./identity/oidc-discovery.ts";
 import { TurnTokenIssuer } from "./identity/turn-token.ts";
 import { createAuthenticator, type BearerAuthenticator } from "./identity/authenticate.ts";
 import type { SessionStore } from "./sessions/types.ts";
@@ -38,7 +39,7 @@ interface Stores {
   close(): Promise<void>;
   /** Backend counters for `/metrics` (kubernetes: cache hits/misses/sizes). */
   metrics?: () => Record<string, number>;
-  /** User-JWT keys by issuer discovery (`TURNKEY_OIDC_DISCOVERY=serviceaccount`). */
+  /** User-JWT keys by the backend's issuer discovery (`TURNKEY_OIDC_DISCOVERY=serviceaccount`). */
   jwtKeySource?: () => Promise<{ issuer: string; keys: JWTVerifyGetKey }>;
 }
 
@@ -120,12 +121,26 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
 
   const stores = await openStores(cfg, logger);
   const turnTokens = await TurnTokenIssuer.open(cfg);
-  // The development issuer exists only on the embedded default without an external JWKS.
-  const devIssuer = cfg.jwksUrl || cfg.backend === "kubernetes" ? undefined : await DevIssuer.open(cfg);
+  // User-JWT keys: TURNKEY_JWKS_URL, else discovery (an external IdP's issuer, or the cluster's
+  // service-account issuer), else the development issuer, which exists only on the embedded default.
+  const keySource = cfg.jwksUrl
+    ? undefined
+    : cfg.oidcDiscovery === "issuer"
+      ? memoiseDiscovery(() => discoverIssuer({ issuer: cfg.jwtIssuer }))
+      : stores.jwtKeySource;
+  const devIssuer = cfg.jwksUrl || keySource || cfg.backend === "kubernetes" ? undefined : await DevIssuer.open(cfg);
+  // Discover once now so a misconfigured IdP shows in the log at start; requests retry on failure (503 meanwhile).
+  keySource?.().then(
+    (found) => logger.info({ issuer: found.issuer }, "oidc discovery ok"),
+    (err: unknown) => {
+      const cause = (err as { cause?: unknown }).cause ?? err; // the 503's cause says why (no secrets: URLs and HTTP codes)
+      logger.warn({ reason: cause instanceof Error ? cause.message : String(cause) }, "oidc discovery failed; user tokens get 503 until it succeeds");
+    },
+  );
   const authenticator = createAuthenticator({
     turnTokens,
-    ...(devIssuer || cfg.jwksUrl || stores.jwtKeySource
-      ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}), ...(!cfg.jwksUrl && stores.jwtKeySource ? { keySource: stores.jwtKeySource } : {}) }) }
+    ...(devIssuer || cfg.jwksUrl || keySource
+      ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}), ...(keySource ? { keySource } : {}) }) }
       : {}),
     members: stores.authenticators,
     ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),

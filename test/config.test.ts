@@ -33,6 +33,11 @@ describe("loadConfig", () => {
     [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_JWT_ISSUER: "https://kubernetes.default.svc" }, "TURNKEY_OIDC_DISCOVERY"],
     [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes" }, "TURNKEY_OIDC_DISCOVERY"],
     [{ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes", TURNKEY_JWT_ISSUER: "https://k", TURNKEY_JWKS_URL: "https://idp/jwks" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "issuer" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "https://idp.example", TURNKEY_JWKS_URL: "https://idp.example/jwks" }, "TURNKEY_OIDC_DISCOVERY"],
+    [{ TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "idp.example" }, "TURNKEY_JWT_ISSUER"],
+    [{ TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "http://idp.example" }, "TURNKEY_JWT_ISSUER"],
+    [{ TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "https://idp.example/?realm=x" }, "TURNKEY_JWT_ISSUER"],
   ] as const)("%p is refused naming %s", (env, setting) => {
     try {
       loadConfig(env as Record<string, string>);
@@ -48,6 +53,13 @@ describe("loadConfig", () => {
     const c = loadConfig({ TURNKEY_OIDC_DISCOVERY: "serviceaccount", TURNKEY_BACKEND: "kubernetes", TURNKEY_JWT_ISSUER: "https://kubernetes.default.svc.cluster.local" });
     expect([c.oidcDiscovery, c.jwtIssuer]).toEqual(["serviceaccount", "https://kubernetes.default.svc.cluster.local"]);
     expect(loadConfig({}).oidcDiscovery).toBe("off");
+  });
+
+  test.each(["https://idp.example/realms/acme", "http://127.0.0.1:8180/realms/acme", "http://localhost:5556/dex"])("issuer OIDC discovery of %s: either backend", (issuer) => {
+    for (const backend of ["embedded", "kubernetes"]) {
+      const c = loadConfig({ TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_BACKEND: backend, TURNKEY_JWT_ISSUER: issuer });
+      expect([c.oidcDiscovery, c.jwtIssuer]).toEqual(["issuer", issuer]);
+    }
   });
 
   test("a bad flag is named as a flag", () => {

@@ -54,7 +54,8 @@ export async function runTokenCommand(argv: string[]): Promise<number> {
   const p = parseCommand(argv, { user: { type: "string" }, name: { type: "string" }, email: { type: "string" }, ttl: { type: "string" }, "data-dir": { type: "string" } }, TOKEN_HELP);
   if (!p) return 0;
   const cfg = configFor(p.values["data-dir"]);
-  if (cfg.jwksUrl) throw badRequest("TURNKEY_JWKS_URL is set: tokens come from your identity provider, not the development issuer");
+  if (cfg.jwksUrl || cfg.oidcDiscovery !== "off")
+    throw badRequest(`${cfg.jwksUrl ? "TURNKEY_JWKS_URL" : "TURNKEY_OIDC_DISCOVERY"} is set: tokens come from your identity provider, not the development issuer`);
   const userId = requireUser(p.values.user);
   const ttl = p.values.ttl === undefined ? undefined : Number(p.values.ttl);
   if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0)) throw badRequest("--ttl must be a positive number of seconds");

@@ -2,7 +2,8 @@
  * The development user-token issuer of the embedded default (DESIGN §5): `turnkey token --user
  * alice` prints a token minted here, and `JwtAuthenticator` verifies it against `jwks()` when no
  * JWKS URL is configured. Not an identity provider: whoever can run the CLI on the data dir can
- * mint any user, which is the point in development and why production sets `TURNKEY_JWKS_URL`.
+ * mint any user, which is the point in development and why production sets `TURNKEY_JWKS_URL` or
+ * `TURNKEY_OIDC_DISCOVERY`.
  */
 import { SignJWT, type JSONWebKeySet } from "jose";
 import type { Config } from "../config.ts";

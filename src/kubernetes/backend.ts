@@ -21,6 +21,7 @@ import { TokenReviewAuthenticator } from "../identity/token-review.ts";
 import { checkCaSetup, loadKubeConfig, makeKubeClients, type LoadKubeConfigOptions, type LoadedKubeConfig } from "./client.ts";
 import { describeApiError } from "./errors.ts";
 import { discoverServiceAccountIssuer, type ServiceAccountIssuer } from "./oidc-discovery.ts";
+import { memoiseDiscovery } from "../identity/oidc-discovery.ts";
 
 /** What `createKubernetesBackend` returns. */
 export interface KubernetesBackend {
@@ -93,19 +94,14 @@ export async function createKubernetesBackend(
     ...now,
   });
 
-  let issuer: Promise<ServiceAccountIssuer> | undefined;
-  const serviceAccountIssuer = () => {
-    issuer ??= discoverServiceAccountIssuer({
+  const serviceAccountIssuer = memoiseDiscovery(() =>
+    discoverServiceAccountIssuer({
       apiServer: loaded.server,
       token: loaded.token,
       ...(loaded.caPem !== undefined ? { caPem: loaded.caPem } : {}),
       ...(cfg.kubeTimeoutMs !== undefined ? { timeoutMs: cfg.kubeTimeoutMs } : {}),
-    }).catch((err) => {
-      issuer = undefined; // retry on the next call
-      throw err;
-    });
-    return issuer;
-  };
+    }),
+  );
 
   const flat = (prefix: string, s: { hits: number; misses: number; size: number }) => ({
     [`${prefix}.cache_hits`]: s.hits,

@@ -11,8 +11,8 @@
  * TLS: these requests use Bun's `fetch` directly with `tls.ca` (which Bun honours), so they work
  * even without `NODE_EXTRA_CA_CERTS`; client-node's calls still need it (see client.ts).
  */
-import { createRemoteJWKSet, customFetch, type JWTVerifyGetKey } from "jose";
-import { identityUnavailable } from "../identity/token-errors.ts";
+import { createRemoteJWKSet, customFetch } from "jose";
+import { readOpenIdConfiguration, type DiscoveredIssuer } from "../identity/oidc-discovery.ts";
 
 /** Options of `discoverServiceAccountIssuer`. */
 export interface ServiceAccountIssuerOptions {
@@ -28,15 +28,8 @@ export interface ServiceAccountIssuerOptions {
   cacheMaxAgeMs?: number;
 }
 
-/** What discovery yields. */
-export interface ServiceAccountIssuer {
-  /** The `issuer` to pin in `jwtVerify`. */
-  issuer: string;
-  /** The URL the keys are fetched from (after the same-origin rule). */
-  jwksUrl: string;
-  /** jose key resolver: refetches on unknown `kid` (with jose's cooldown) and after `cacheMaxAgeMs`. */
-  keys: JWTVerifyGetKey;
-}
+/** What discovery yields: the `issuer` to pin, the URL keys come from (after the same-origin rule), jose's key resolver. */
+export type ServiceAccountIssuer = DiscoveredIssuer;
 
 /**
  * Discover the service-account issuer and build its key set.
@@ -58,21 +51,8 @@ export async function discoverServiceAccountIssuer(opts: ServiceAccountIssuerOpt
     } as RequestInit);
   };
 
-  let doc: { issuer?: unknown; jwks_uri?: unknown };
-  try {
-    const res = await fetchWithAuth(new URL("/.well-known/openid-configuration", base));
-    if (!res.ok) throw new Error(`openid-configuration answered HTTP ${res.status}`);
-    doc = (await res.json()) as typeof doc;
-  } catch (err) {
-    throw identityUnavailable(err);
-  }
-  if (typeof doc.issuer !== "string" || typeof doc.jwks_uri !== "string") throw identityUnavailable(new Error("malformed openid-configuration"));
-  let jwks: URL;
-  try {
-    jwks = new URL(doc.jwks_uri);
-  } catch (err) {
-    throw identityUnavailable(err);
-  }
+  const doc = await readOpenIdConfiguration(new URL("/.well-known/openid-configuration", base), (url) => fetchWithAuth(url));
+  let jwks = doc.jwksUri;
   if (jwks.origin !== base.origin) jwks = new URL(jwks.pathname + jwks.search, base);
   const keys = createRemoteJWKSet(jwks, {
     timeoutDuration: timeoutMs,

@@ -40,6 +40,7 @@ beforeAll(async () => {
   api.allowed.add("bob@example.com|demo|agenticsessions|pairing|update");
   api.serviceAccounts.set("demo/ambient-session-pairing", { labels: { app: "ambient-runner" } });
   api.secrets.set("ambient-code/github-pat-credentials", { "bob-example.com": JSON.stringify({ token: BOB_GH }) });
+  api.fail("/.well-known/openid-configuration", 500); // down at start: the first test needs it so
   gw = await startGatewayProcess({
     KUBECONFIG: api.kubeconfigPath,
     NODE_EXTRA_CA_CERTS: pki.caFile,
@@ -61,10 +62,13 @@ describe("user JWTs from the cluster's service-account issuer (discovery)", () =
   test("discovery failing → 503 identity_unavailable, no TokenReview fallback; once it answers the same token works", async () => {
     const token = await jwt({ sub: "u-1", preferred_username: "bob@example.com" });
     const bob = { token, headers: { "X-Runner-Current-User": "bob-example.com" } };
-    api.fail("/.well-known/openid-configuration", 500);
     try {
       const down = await gw.api("GET", GH, bob);
       expect([down.status, down.body.code]).toEqual([503, "identity_unavailable"]);
+      // The start-up attempt told the operator why (the cause, not a bare 503).
+      const logged = /"reason":"openid-configuration answered HTTP 500".*oidc discovery failed/;
+      for (let end = Date.now() + 5000; !logged.test(gw.log()) && Date.now() < end; ) await Bun.sleep(20);
+      expect(gw.log()).toMatch(logged);
     } finally {
       api.clearFaults();
     }
