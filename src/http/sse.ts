@@ -5,7 +5,7 @@
  *
  * Bounded buffering (issue 3): `send` is synchronous and never waits for the client, so a client
  * that stops reading makes the channel's queue grow. For a turn's own stream the route applies
- * backpressure first (`sseFlow` in routes/agui.ts pauses the runner above 1 MiB queued and cuts a
+ * backpressure first (`streamFlow` in src/http/flow.ts pauses the runner above 1 MiB queued and cuts a
  * client that reads nothing for `TURNKEY_CLIENT_STALL_MS`); this cap is the backstop, and the only
  * bound for watchers' streams. The queue is measured in bytes; once more
  * than `maxQueuedBytes` would be queued, the channel drops that chunk, queues one final

@@ -59,7 +59,7 @@ describe("the turnkey command line", () => {
     const flag = await cli(["serve", "--no-such-flag"]);
     expect(flag.code).toBe(2);
     // With an identity provider configured, the development issuer mints nothing.
-    for (const idp of [{ TURNKEY_JWKS_URL: "https://sso.example.com/jwks" }, { TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "https://sso.example.com/realms/acme" }]) {
+    for (const idp of <Record<string, string>[]>[{ TURNKEY_JWKS_URL: "https://sso.example.com/jwks" }, { TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "https://sso.example.com/realms/acme" }]) {
       const mint = await cli(["token", "--user", "alice"], { env: { ...env(), ...idp } });
       expect([mint.code, mint.stdout]).toEqual([2, ""]);
       expect(mint.stderr).toContain(Object.keys(idp)[0]!);

@@ -168,3 +168,103 @@ export function upgradeResponseHead(url: string, protocols: string[]): Promise<s
     );
   });
 }
+
+/** A WebSocket client over raw TCP that reads only when told to (see `openRawWs`). */
+export interface RawWs {
+  /** Send a JSON value as one masked text frame (RFC 6455 §5.3: client frames are masked). */
+  send(value: unknown): void;
+  /**
+   * Read frames, pausing `delayMs` after each TCP chunk (a slow link), until `stop(type, json)`
+   * returns true for a text frame (`json` is parsed only for frames under 64 KiB), a Close frame
+   * arrives, the connection ends, or `ms` pass.
+   * @returns bytes of payload read, the types of the text frames, and the close code if any.
+   */
+  read(opts: { delayMs: number; stop: (type: string, json: any) => boolean; ms?: number }): Promise<{ bytes: number; types: string[]; closeCode?: number; stopped: boolean }>;
+  close(): void;
+}
+
+/**
+ * Open a WebSocket to `url` with a bearer header over raw TCP; nothing is read until `read()`,
+ * so the server sees its send buffer fill (backpressure tests). Resolves after the 101 response.
+ */
+export function openRawWs(url: string, token: string): Promise<RawWs> {
+  const u = new URL(url);
+  const sock = connect(Number(u.port), u.hostname);
+  let buf: Buffer = Buffer.alloc(0);
+  const head = [`GET ${u.pathname} HTTP/1.1`, `Host: ${u.host}`, `Authorization: Bearer ${token}`, "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13"];
+  sock.write(head.join("\r\n") + "\r\n\r\n");
+  const client: RawWs = {
+    send(value) {
+      const payload = Buffer.from(JSON.stringify(value));
+      const mask = Buffer.from([1, 2, 3, 4]);
+      const len = payload.length;
+      const header = len < 126 ? Buffer.from([0x81, 0x80 | len]) : Buffer.from([0x81, 0x80 | 126, len >> 8, len & 0xff]);
+      sock.write(Buffer.concat([header, mask, payload.map((b, i) => b ^ mask[i % 4]!)]));
+    },
+    read({ delayMs, stop, ms = 30_000 }) {
+      return new Promise((resolve) => {
+        const out: { bytes: number; types: string[]; closeCode?: number; stopped: boolean } = { bytes: 0, types: [], stopped: false };
+        const finish = () => {
+          clearTimeout(timer);
+          sock.removeAllListeners("data");
+          sock.pause();
+          resolve(out);
+        };
+        const timer = setTimeout(finish, ms);
+        const frames = () => {
+          for (;;) {
+            if (buf.length < 2) return false;
+            const opcode = buf[0]! & 0x0f;
+            let len = buf[1]! & 0x7f;
+            let at = 2;
+            if (len === 126) {
+              if (buf.length < 4) return false;
+              len = buf.readUInt16BE(2);
+              at = 4;
+            } else if (len === 127) {
+              if (buf.length < 10) return false;
+              len = Number(buf.readBigUInt64BE(2));
+              at = 10;
+            }
+            if (buf.length < at + len) return false;
+            const payload = buf.subarray(at, at + len);
+            buf = buf.subarray(at + len);
+            out.bytes += len;
+            if (opcode === 0x8) {
+              out.closeCode = len >= 2 ? payload.readUInt16BE(0) : 1005;
+              return true;
+            }
+            if (opcode !== 0x1) continue;
+            const type = /"type":"([A-Za-z_]+)"/.exec(payload.subarray(0, 256).toString())?.[1] ?? "";
+            out.types.push(type);
+            if (stop(type, len < 65536 ? JSON.parse(payload.toString()) : undefined)) return (out.stopped = true);
+          }
+        };
+        sock.on("data", (d: Buffer) => {
+          buf = buf.length ? Buffer.concat([buf, d]) : d;
+          if (frames()) return finish();
+          sock.pause();
+          setTimeout(() => sock.resume(), delayMs);
+        });
+        sock.once("close", finish);
+        sock.resume();
+      });
+    },
+    close: () => sock.destroy(),
+  };
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      sock.off("data", onData);
+      sock.pause();
+      const status = buf.subarray(0, buf.indexOf("\r\n")).toString();
+      buf = buf.subarray(end + 4);
+      if (!status.includes(" 101 ")) return reject(new Error(`upgrade refused: ${status}`));
+      resolve(client);
+    };
+    sock.on("data", onData);
+    sock.once("error", reject);
+  });
+}

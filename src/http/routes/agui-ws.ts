@@ -25,9 +25,13 @@
  * - The watcher is re-checked (src/http/watch-guard.ts) on membership changes and every
  *   `TURNKEY_WATCH_RECHECK_MS`: once its token no longer authenticates it or it lost its role,
  *   the socket closes with 1008.
+ * - A client that reads slowly: a turn started on this socket stops reading its runner while more
+ *   than 1 MiB waits in the socket's send buffer (src/http/flow.ts), and is ended with
+ *   `client_too_slow` when the client takes nothing for `TURNKEY_CLIENT_STALL_MS`.
  * - A client that does not read: after each frame the socket's buffered amount is checked; above
- *   `WS_MAX_BUFFERED_BYTES` (8 MiB) the socket closes with 1008 "client too slow" and no more
- *   frames are queued for it (Bun itself would silently drop frames past its 16 MiB limit).
+ *   `WS_MAX_BUFFERED_BYTES` (8 MiB: other participants' turns do not wait for this socket) the
+ *   socket closes with 1008 "client too slow" and no more frames are queued for it (Bun itself
+ *   would silently drop frames past its 16 MiB limit).
  * A turn started on a connection is aborted (with full teardown) when the client closes the
  * connection or it is cut for reading too slowly. When the connection is closed because its user
  * may no longer watch, the turns it started keep running to their normal end: they were
@@ -43,6 +47,7 @@ import { SessionParams } from "../schemas.ts";
 import { CLIENT_TOO_SLOW, DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
 import { TurnAbort } from "../../runner/types.ts";
 import { guardWatcher, watcherSlotsFor, type WatchGuard } from "../watch-guard.ts";
+import { streamFlow } from "../flow.ts";
 import { completeRunInput } from "./agui.ts";
 
 const BEARER_PROTOCOL = /^bearer\.(.+)$/;
@@ -266,7 +271,9 @@ export const aguiWsRoutes = (deps: AppDeps) => {
         const abort = new AbortController();
         conn.runs.add(abort);
         // Events reach this socket through the session subscription, like everyone else's.
-        void turn.execute(() => {}, abort.signal).finally(() => conn.runs.delete(abort));
+        // Backpressure from this socket's send buffer, as for the SSE requester (src/http/flow.ts).
+        const flow = streamFlow({ waitingBytes: () => bufferedAmount(ws.raw), closed: () => !conns.has(ws.id) }, abort, deps.config.clientStallMs);
+        void turn.execute(() => {}, abort.signal, flow).finally(() => conn.runs.delete(abort));
       } catch (err) {
         fail(err);
       }

@@ -14,8 +14,9 @@ import { newRunId } from "../../runner/turn-service.ts";
 import { authenticate, requireUser, type AppDeps } from "../context.ts";
 import { subjectOf } from "../../identity/principal.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
-import { CLIENT_TOO_SLOW, createSseChannel, SSE_HEADERS, type SseChannel } from "../sse.ts";
-import { TurnAbort, type TurnFlow } from "../../runner/types.ts";
+import { CLIENT_TOO_SLOW, createSseChannel, SSE_HEADERS } from "../sse.ts";
+import { streamFlow } from "../flow.ts";
+import { TurnAbort } from "../../runner/types.ts";
 
 /** Fill AG-UI defaults (threadId = session name, runId = UUID v4) and check the full schema. */
 export function completeRunInput(body: Record<string, unknown>, session: string): RunAgentInput {
@@ -35,37 +36,6 @@ export function completeRunInput(body: Record<string, unknown>, session: string)
     throw new TurnkeyError(400, "validation_failed", `invalid RunAgentInput: ${path}: ${issue?.message ?? "invalid"}`);
   }
   return parsed.data as RunAgentInput;
-}
-
-/** Pause reading the runner above this many queued bytes, resume below `FLOW_LOW_BYTES`. */
-export const FLOW_HIGH_BYTES = 1024 * 1024;
-/** Resume reading the runner once the queue is below this, bytes. */
-export const FLOW_LOW_BYTES = 256 * 1024;
-
-/**
- * Backpressure for a turn's SSE stream (see `TurnFlow`): congested above `FLOW_HIGH_BYTES`
- * queued; drained once below `FLOW_LOW_BYTES` (polled every 10 ms). A client that takes nothing
- * for `stallMs` while output waits is cut: the turn is aborted with `client_too_slow`.
- */
-export function sseFlow(channel: SseChannel, abort: AbortController, stallMs: number): TurnFlow {
-  return {
-    congested: () => channel.queuedBytes > FLOW_HIGH_BYTES,
-    async drained() {
-      const since = Date.now();
-      let last = channel.queuedBytes;
-      let lastProgress = since;
-      while (!channel.closed && !abort.signal.aborted && channel.queuedBytes > FLOW_LOW_BYTES) {
-        await Bun.sleep(10);
-        const q = channel.queuedBytes;
-        if (q < last) lastProgress = Date.now();
-        last = q;
-        if (Date.now() - lastProgress > stallMs) {
-          abort.abort(new TurnAbort(CLIENT_TOO_SLOW, `Client read nothing for ${stallMs} ms while output was waiting`));
-          return;
-        }
-      }
-    },
-  };
 }
 
 /** `POST …/agui/run` (module doc). */
@@ -95,7 +65,7 @@ export const aguiRoutes = (deps: AppDeps) =>
         onOverflow: () => abort.abort(new TurnAbort(CLIENT_TOO_SLOW, "Client too slow to read the stream")),
       });
       request.signal.addEventListener("abort", gone, { once: true });
-      void turn.execute((e, raw) => (raw ? channel.sendRaw(raw) : channel.send(e)), abort.signal, sseFlow(channel, abort, deps.config.clientStallMs)).finally(() => channel.close());
+      void turn.execute((e, raw) => (raw ? channel.sendRaw(raw) : channel.send(e)), abort.signal, streamFlow({ waitingBytes: () => channel.queuedBytes, closed: () => channel.closed }, abort, deps.config.clientStallMs)).finally(() => channel.close());
       return new Response(channel.stream, { headers: SSE_HEADERS });
     },
     { params: SessionParams, body: RunAgentInputBody },
