@@ -137,13 +137,16 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
       logger.warn({ reason: cause instanceof Error ? cause.message : String(cause) }, "oidc discovery failed; user tokens get 503 until it succeeds");
     },
   );
+  const botTokens = cfg.runnerBotTokensFile ? BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) : undefined;
+  if (botTokens?.unbound.length)
+    logger.warn({ bots: botTokens.unbound }, "runner bot tokens bound to no session may read the credentials of any session's active-run user; bind them as name@project/session:token");
   const authenticator = createAuthenticator({
     turnTokens,
     ...(devIssuer || cfg.jwksUrl || keySource
       ? { jwt: new JwtAuthenticator({ config: cfg, ...(devIssuer ? { devIssuer } : {}), ...(keySource ? { keySource } : {}) }) }
       : {}),
     members: stores.authenticators,
-    ...(cfg.runnerBotTokensFile ? { botTokens: BotTokenAuthenticator.fromFile(cfg.runnerBotTokensFile) } : {}),
+    ...(botTokens ? { botTokens } : {}),
     ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
   });
   const activeRuns = new ActiveRunMap(1, cfg.maxConcurrentTurns);

@@ -18,6 +18,7 @@ const SLOW = resolve(import.meta.dir, "../fixtures/runners/slow.ts");
 const ALICE_GH = "ghp_alice_upstream_0000000000000000000";
 const BOB_GH = "ghp_bob_upstream_111111111111111111111";
 const BOT = "bot-token-for-the-runner-0123456789";
+const BOT_ELSEWHERE = "bot-token-of-another-session-0123456789";
 const short = (t: string) => createHash("sha256").update(t).digest("hex").slice(0, 12);
 const said = (events: any[]) => events.filter((e) => e.type === "TEXT_MESSAGE_CONTENT").map((e) => e.delta).join("");
 
@@ -73,7 +74,8 @@ describe("the runner's bot token (service principal)", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "turnkey-bot-"));
-    writeFileSync(join(dir, "bots"), `# runner bot tokens\nrunner:${BOT}\n`, { mode: 0o600 });
+    // Bound to this session; a second runner's token is bound to another session of the project.
+    writeFileSync(join(dir, "bots"), `# runner bot tokens\nrunner@demo/pair:${BOT}\nelsewhere@demo/solo:${BOT_ELSEWHERE}\n`, { mode: 0o600 });
     gw = await startGateway({ TURNKEY_RUNNER_COMMAND: JSON.stringify([process.execPath, SLOW]), TURNKEY_RUNNER_BOT_TOKENS_FILE: join(dir, "bots") });
     tok = await seed(gw);
   });
@@ -99,6 +101,10 @@ describe("the runner's bot token (service principal)", () => {
     expect((await asBot("alice")).status).toBe(403); // the owner is not running a turn
     expect((await asBot()).status).toBe(403); // no header → the owner → not active
     expect((await gw.api("GET", "/api/projects/demo/agentic-sessions/other/credentials/github", { token: BOT, headers: { "X-Runner-Current-User": "bob" } })).status).toBe(404);
+    // Another session's runner cannot read this session's sender's credentials.
+    const foreign = await gw.api("GET", path, { token: BOT_ELSEWHERE, headers: { "X-Runner-Current-User": "bob" } });
+    expect(foreign.status).toBe(403);
+    expect(JSON.stringify(foreign.body)).not.toContain(BOB_GH);
 
     ac.abort();
     await turn;

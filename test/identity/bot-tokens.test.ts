@@ -31,6 +31,10 @@ describe("BotTokenAuthenticator.parse", () => {
     ["duplicate name", `a:${A}\na:${B}`],
     ["empty token", "a:"],
     ["token with spaces", `a:${A} ${B}`],
+    ["empty scope", `a@:${A}`],
+    ["scope with three parts", `a@demo/s/x:${A}`],
+    ["scope with an empty session", `a@demo/:${A}`],
+    ["scope not DNS-1123", `a@Demo/s:${A}`],
   ];
   for (const [name, text] of bad) test(`rejects ${name}`, () => expect(() => BotTokenAuthenticator.parse(text)).toThrow(ConfigError));
 
@@ -47,6 +51,19 @@ describe("BotTokenAuthenticator.parse", () => {
       expect(err!.message).not.toContain(A);
     }
   });
+});
+
+describe("bot token scopes", () => {
+  const C = "runner-token-cccccccccccccccccccc";
+  const bots = BotTokenAuthenticator.parse(`pair@demo/pairing:${A}\nproj@demo:${B}\nany:${C}`);
+  test.each([
+    [A, { kind: "service", name: "pair", project: "demo", session: "pairing" }],
+    [B, { kind: "service", name: "proj", project: "demo" }],
+    [C, { kind: "service", name: "any" }],
+  ])("%s → %p", (token, principal) => {
+    expect(bots.principalFor(token)).toEqual(principal as never);
+  });
+  test("unbound lists the tokens that may act in any session", () => expect(bots.unbound).toEqual(["any"]));
 });
 
 describe("BotTokenAuthenticator", () => {
