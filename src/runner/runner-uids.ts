@@ -6,12 +6,12 @@
  * exclusively, from before its directory is made until its teardown has confirmed that no process
  * of that uid is left (see uid-processes.ts); only then can another turn get it.
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { chmodSync, readFileSync } from "node:fs";
 import { ConfigError } from "../errors.ts";
 import { parseRunnerUids, type Config } from "../config.ts";
 import { createTurnDir, giveTurnDir, removeTurnDir, type RunnerIdentity } from "./turn-dir.ts";
-import { uidProcesses } from "./uid-processes.ts";
+import { killUidProcesses, uidProcesses } from "./uid-processes.ts";
 
 /** Re-exported: the uid/gid a turn's runner runs as. */
 export type { RunnerIdentity };
@@ -94,6 +94,26 @@ function runAs(id: RunnerIdentity, argv: [string, ...string[]]): number | string
   }
 }
 
+/**
+ * Whether the gateway may signal a process of `id` (kill(2) permission: root with CAP_KILL, since
+ * the uids differ): start one as `id`, send it signal 0, then sweep the uid.
+ * @returns true when allowed, false on EPERM; other failures are thrown.
+ */
+async function maySignal(id: RunnerIdentity): Promise<boolean> {
+  const child = spawn("sleep", ["30"], { uid: id.uid, gid: id.gid, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, stdio: "ignore" });
+  try {
+    await new Promise<void>((resolve, reject) => child.once("spawn", resolve).once("error", reject));
+    process.kill(child.pid!, 0);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "EPERM") return false;
+    throw err;
+  } finally {
+    child.unref();
+    await killUidProcesses(id.uid);
+  }
+}
+
 /** Where `openRunnerUidPool` looks for existing users and groups (tests point elsewhere). */
 export interface AccountFiles {
   /** Default `/etc/passwd`. */
@@ -123,14 +143,14 @@ function accountInRange(file: string, first: number, last: number): string | und
 /**
  * Build the uid pool from the configuration and prove it works, at start-up. No uid of the range
  * may be a local user (its processes would be swept and its temp files removed at teardown), nor,
- * when each runner's gid is its uid, a local group (the runner would get that group's access);
- * then the gateway must be able to
- * start a process as the first uid (root or CAP_SETUID+CAP_SETGID), that uid must reach a turn
- * directory under `turnsDir` (every parent traversable) and can execute an absolute
- * `runnerCommand[0]`. Also tightens the data dir to 0700, which runners must not enter.
+ * when each runner's gid is its uid, a local group (the runner would get that group's access).
+ * Then, as the first uid, the gateway must be able to: start a process (root, or CAP_SETUID and
+ * CAP_SETGID) and signal it (CAP_KILL); hand it a turn directory under `turnsDir` (CAP_CHOWN; every
+ * parent traversable), where it can execute an absolute `runnerCommand[0]`; and remove that
+ * directory again (CAP_DAC_OVERRIDE). Also tightens the data dir to 0700, which runners must not enter.
  * @returns undefined when `runnerUids` is unset.
  * @throws ConfigError naming TURNKEY_RUNNER_UIDS (a uid/gid in use by a local account, cannot
- *   switch users, or `/proc` unreadable),
+ *   switch users, signal or clean up after them, or `/proc` unreadable),
  *   TURNKEY_TURNS_DIR (unreachable) or TURNKEY_RUNNER_COMMAND (not executable by runner uids).
  */
 export async function openRunnerUidPool(
@@ -147,20 +167,28 @@ export async function openRunnerUidPool(
   const probe: RunnerIdentity = { uid: range.first, gid: cfg.runnerGid ?? range.first };
   const r = runAs(probe, ["true"]);
   if (r !== 0) throw new ConfigError("TURNKEY_RUNNER_UIDS", `the gateway cannot start a process as uid ${probe.uid} gid ${probe.gid} (${r}); it needs root or CAP_SETUID and CAP_SETGID`);
+  // Interrupts (SIGINT) and graceful teardown (SIGTERM) signal the runner's process group.
+  if (!(await maySignal(probe))) throw new ConfigError("TURNKEY_RUNNER_UIDS", `the gateway cannot signal processes of uid ${probe.uid}; it needs root with CAP_KILL (interrupts and graceful teardown)`);
   chmodSync(cfg.dataDir, 0o700);
   if (!cfg.turnsDir) throw new ConfigError("TURNKEY_TURNS_DIR", "not set");
   const dir = await createTurnDir(cfg.turnsDir, { traversable: true }).catch((err) => {
     throw new ConfigError("TURNKEY_TURNS_DIR", `cannot create a turn directory in ${cfg.turnsDir}: ${String(err)}`);
   });
   try {
-    await giveTurnDir(dir, probe);
+    await giveTurnDir(dir, probe).catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError("TURNKEY_RUNNER_UIDS", `the gateway cannot hand a turn directory to uid ${probe.uid} (${err.code ?? err.message}); it needs root with CAP_CHOWN`);
+    });
     const cmd = cfg.runnerCommand[0] ?? "";
     const check = runAs(probe, ["/bin/sh", "-c", 'cd -- "$1" || exit 10; case "$2" in /*) test -x "$2" || exit 11;; esac', "sh", dir, cmd]);
     if (check === 10) throw new ConfigError("TURNKEY_TURNS_DIR", `runner uids cannot reach ${cfg.turnsDir}: every parent directory must be searchable by others (o+x)`);
     if (check === 11) throw new ConfigError("TURNKEY_RUNNER_COMMAND", `${cmd} is not executable by runner uid ${probe.uid} (check the file and its parent directories)`);
     if (check !== 0) throw new ConfigError("TURNKEY_RUNNER_UIDS", `a probe as uid ${probe.uid} failed (${check})`);
   } finally {
-    await removeTurnDir(dir);
+    // A turn dir handed to a runner uid is 0700 and theirs: removing it takes CAP_DAC_OVERRIDE.
+    await removeTurnDir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== "EACCES" && err.code !== "EPERM") throw err;
+      throw new ConfigError("TURNKEY_RUNNER_UIDS", `the gateway cannot remove a turn directory of uid ${probe.uid} (${err.code}); it needs root with CAP_DAC_OVERRIDE`);
+    });
   }
   return new RunnerUidPool({ ...range, ...(cfg.runnerGid !== undefined ? { gid: cfg.runnerGid } : {}) });
 }

@@ -1,10 +1,13 @@
 /**
  * deploy/kubernetes manifests (issue 4 §7): they parse, grant exactly the listed permissions, and
- * set NODE_EXTRA_CA_CERTS, tini as PID 1 and the probes.
+ * set NODE_EXTRA_CA_CERTS, tini as PID 1 and the probes. The isolated supervisor's capability list
+ * is proven sufficient (as root) by running the runner-uid start-up probe under exactly it.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { loadAllYaml } from "@kubernetes/client-node";
 import { CREDENTIAL_SECRETS } from "../../src/credentials/kubernetes.ts";
 
@@ -50,7 +53,7 @@ describe("rbac.yaml", () => {
   });
 });
 
-for (const file of ["sidecar.yaml", "supervisor.yaml"]) {
+for (const file of ["sidecar.yaml", "supervisor.yaml", "supervisor-isolated.yaml"]) {
   describe(file, () => {
     const [pod] = load(file) as (Doc & { spec: { automountServiceAccountToken?: boolean; serviceAccountName?: string; containers: { name: string; command?: string[]; env?: { name: string; value?: string }[]; readinessProbe?: { httpGet?: { path: string } }; livenessProbe?: { httpGet?: { path: string } } }[] } })[];
     const turnkey = pod!.spec.containers.find((c) => c.command?.includes("/usr/local/bin/turnkey"))!;
@@ -79,4 +82,45 @@ test("sidecar: TURNKEY_RUNNER_URL points at the runner on loopback; the runner c
   expect(tk.env!.find((e) => e.name === "TURNKEY_RUNNER_URL")?.value).toBe("http://127.0.0.1:8001/");
   const runner = containers.find((c) => c.name === "runner")!;
   expect((runner.volumeMounts ?? []).some((m) => m.mountPath.startsWith("/var/run/secrets/kubernetes.io"))).toBe(false);
+});
+
+describe("supervisor-isolated.yaml", () => {
+  type Container = {
+    env?: { name: string; value?: string }[];
+    securityContext?: { runAsUser?: number; allowPrivilegeEscalation?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
+    volumeMounts?: { name: string; mountPath: string }[];
+  };
+  const [pod] = load("supervisor-isolated.yaml") as (Doc & { spec: { containers: Container[]; volumes: { name: string; projected?: { defaultMode?: number } }[] } })[];
+  const c = pod!.spec.containers[0]!;
+  const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+  const caps = c.securityContext?.capabilities?.add ?? [];
+
+  test("root in the container with every capability dropped but the five per-turn uids need; no escalation", () => {
+    expect(c.securityContext).toMatchObject({ runAsUser: 0, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    expect([...caps].sort()).toEqual(["CHOWN", "DAC_OVERRIDE", "KILL", "SETGID", "SETUID"]);
+  });
+
+  test("runner uids and a turns dir outside the data dir; the API token is root-only", () => {
+    expect(env.TURNKEY_RUNNER_UIDS).toMatch(/^\d+-\d+$/);
+    const turns = env.TURNKEY_TURNS_DIR!;
+    expect(turns.startsWith(env.TURNKEY_DATA_DIR! + "/")).toBe(false);
+    expect(c.volumeMounts!.some((m) => m.mountPath === turns)).toBe(true);
+    // YAML 1.1 (Kubernetes) reads 0400 as octal; a YAML 1.2 parser reads the same text as decimal.
+    expect([0o400, 400]).toContain(pod!.spec.volumes.find((v) => v.name === "kube-api-access")!.projected!.defaultMode!);
+  });
+
+  test.skipIf(process.getuid?.() !== 0)("those capabilities suffice: the runner-uid start-up probe passes under exactly them", () => {
+    const data = mkdtempSync(join(tmpdir(), "turnkey-manifest-caps-"));
+    try {
+      const script = `const { openRunnerUidPool } = await import(${JSON.stringify(resolve(import.meta.dir, "../../src/runner/runner-uids.ts"))});
+        try { await openRunnerUidPool({ runnerUids: ${JSON.stringify(env.TURNKEY_RUNNER_UIDS)}, turnsDir: ${JSON.stringify(data + "-turns")}, dataDir: ${JSON.stringify(data)}, runnerCommand: ["/bin/true"] }); console.log("started"); }
+        catch (err) { console.log(err.name, err.message); }`;
+      const bounding = ["-all", ...caps.map((cap) => `+${cap.toLowerCase()}`)].join(",");
+      const r = spawnSync("setpriv", ["--bounding-set", bounding, "--inh-caps", "-all", process.execPath, "-e", script], { encoding: "utf8", cwd: "/", env: { PATH: process.env.PATH, HOME: "/tmp" } });
+      expect(r.stdout.trim()).toBe("started");
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+      rmSync(data + "-turns", { recursive: true, force: true });
+    }
+  });
 });

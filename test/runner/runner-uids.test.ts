@@ -177,4 +177,24 @@ describe.skipIf(!isRoot)("as root", () => {
     const r = spawnSync("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", process.execPath, "-e", script], { encoding: "utf8", cwd: "/", env: { PATH: process.env.PATH, HOME: "/tmp" } });
     expect(r.stdout.trim()).toBe("ConfigError TURNKEY_RUNNER_UIDS");
   });
+
+  test.each([
+    ["SETUID,SETGID,CHOWN,DAC_OVERRIDE", "ConfigError TURNKEY_RUNNER_UIDS needs root with CAP_KILL"],
+    ["SETUID,SETGID,CHOWN,KILL", "ConfigError TURNKEY_RUNNER_UIDS needs root with CAP_DAC_OVERRIDE"],
+    ["SETUID,SETGID,DAC_OVERRIDE,KILL", "ConfigError TURNKEY_RUNNER_UIDS needs root with CAP_CHOWN"],
+    ["SETUID,SETGID,CHOWN,DAC_OVERRIDE,KILL", "started"],
+  ])("root with only %s: %s", (caps, want) => {
+    const data = mkdtempSync(join(tmpdir(), "turnkey-caps-"));
+    try {
+      const script = `const { openRunnerUidPool } = await import(${JSON.stringify(join(ROOT, "src/runner/runner-uids.ts"))});
+        try { await openRunnerUidPool({ runnerUids: "${UID}", turnsDir: ${JSON.stringify(join(data + "-turns"))}, dataDir: ${JSON.stringify(data)}, runnerCommand: ["/bin/true"] }); console.log("started"); }
+        catch (err) { console.log(err.name, err.setting, /needs root with CAP_\\w+/.exec(err.message)?.[0] ?? err.message); }`;
+      const bounding = ["-all", ...caps.split(",").map((c) => `+${c.toLowerCase()}`)].join(",");
+      const r = spawnSync("setpriv", ["--bounding-set", bounding, "--inh-caps", "-all", process.execPath, "-e", script], { encoding: "utf8", cwd: "/", env: { PATH: process.env.PATH, HOME: "/tmp" } });
+      expect(r.stdout.trim()).toBe(want);
+    } finally {
+      rmSync(data, { recursive: true, force: true });
+      rmSync(data + "-turns", { recursive: true, force: true });
+    }
+  });
 });
