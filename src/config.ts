@@ -40,6 +40,8 @@ const ConfigSchema = T.Object({
   runnerProtocol: T.Union([T.Literal("stdio"), T.Literal("http")]),
   /** Remote runner URL template with `{project}` and `{session}`; set = remote mode. */
   runnerUrl: T.Optional(T.String({ pattern: "^https?://" })),
+  /** File holding the bearer token `/metrics` requires (Prometheus `bearer_token_file`); unset = open. */
+  metricsTokenFile: T.Optional(T.String({ minLength: 1 })),
   runnerSessionTokenFile: T.Optional(T.String()),
   runnerBotTokensFile: T.Optional(T.String()),
   /** Extra variable names a runner may inherit from the gateway's environment. */
@@ -159,6 +161,7 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_RUNNER_URL: ["runnerUrl", "string"],
   TURNKEY_RUNNER_SESSION_TOKEN_FILE: ["runnerSessionTokenFile", "string"],
   TURNKEY_RUNNER_BOT_TOKENS_FILE: ["runnerBotTokensFile", "string"],
+  TURNKEY_METRICS_TOKEN_FILE: ["metricsTokenFile", "string"],
   TURNKEY_RUNNER_ENV_PASSTHROUGH: ["runnerEnvPassthrough", "list"],
   TURNKEY_RUNNER_UIDS: ["runnerUids", "string"],
   TURNKEY_RUNNER_GID: ["runnerGid", "int"],
