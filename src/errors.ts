@@ -12,6 +12,7 @@ export type ErrorCode =
   | "invalid_name"
   | "validation_failed"
   | "payload_too_large"
+  | "unsupported_media_type"
   | "unknown_provider"
   | "unauthenticated"
   | "invalid_token"

@@ -3,6 +3,7 @@
  * the request-size guard. Build with `createApp(deps)`; `listen` happens in src/server.ts.
  */
 import { Elysia } from "elysia";
+import { TurnkeyError } from "../errors.ts";
 import type { AppDeps } from "./context.ts";
 import { errorResponse, toErrorResponse } from "./errors.ts";
 import { readJsonBody } from "./body.ts";
@@ -18,6 +19,9 @@ import { aguiWsRoutes } from "./routes/agui-ws.ts";
 export function createApp(deps: AppDeps) {
   return new Elysia({ name: "turnkey" })
     .onRequest(({ request }) => {
+      // Malformed percent-encoding in the path: Elysia's lenient decoding would turn
+      // `%E0%A4%Abob` into another user ID ("ob"), so refuse it (found by a break-it review).
+      if (!decodablePath(request.url)) return errorResponse(400, "bad_request", "malformed percent-encoding in the request path");
       // Refuse oversized bodies before reading them; Bun's maxRequestBodySize backs this up
       // for chunked bodies without Content-Length.
       const len = Number(request.headers.get("content-length") ?? "0");
@@ -25,8 +29,12 @@ export function createApp(deps: AppDeps) {
         return errorResponse(413, "payload_too_large", `request body exceeds ${deps.config.maxBodyBytes} bytes`);
     })
     // Global: hooks are local to an Elysia instance by default, and the routes live in plugins.
+    // Bodies are JSON only. No Content-Type is read as JSON (clients that forget the header get a
+    // clear invalid_json, not a confusing validation error); forms and multipart get 415.
     .onParse({ as: "global" }, ({ request, contentType }) => {
-      if (contentType.startsWith("application/json") || contentType.endsWith("+json")) return readJsonBody(request, deps.config.maxBodyBytes);
+      const type = contentType.split(";")[0]!.trim().toLowerCase();
+      if (type === "" || type === "application/json" || type.endsWith("+json")) return readJsonBody(request, deps.config.maxBodyBytes);
+      throw new TurnkeyError(415, "unsupported_media_type", "request bodies must be JSON (Content-Type: application/json)");
     })
     .onError(({ code, error }) => {
       const { response, internal } = toErrorResponse(error, code);
@@ -41,6 +49,20 @@ export function createApp(deps: AppDeps) {
     .use(aguiRoutes(deps))
     .use(aguiLiveRoutes(deps))
     .use(aguiWsRoutes(deps));
+}
+
+/** True when the path of `url` decodes as UTF-8 percent-encoding (RFC 3986 §2.1). */
+export function decodablePath(url: string): boolean {
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const end = url.search(/[?#]/);
+  const path = start < 0 ? "/" : url.slice(start, end < 0 ? undefined : end);
+  if (!path.includes("%")) return true;
+  try {
+    decodeURIComponent(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The composed Elysia app type. */

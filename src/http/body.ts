@@ -2,15 +2,55 @@
  * Request body parsing with a hard size bound. Bun's `maxRequestBodySize` refuses early only a
  * declared `Content-Length`; a chunked body declares none, so JSON bodies are measured here after
  * reading (Bun's own limit, set to twice ours in src/server.ts, bounds what can be read) and
- * refused with 413 `payload_too_large` past the configured limit.
+ * refused with 413 `payload_too_large` past the configured limit. Nesting is bounded too
+ * (`MAX_JSON_DEPTH`), checked on the text before parsing: a 1 MB body of 500 000 nested arrays
+ * parses, but every recursive walk over it afterwards (scrubbing, the turn environment) overflows
+ * the stack and stalls the event loop (found by a break-it review).
  */
 import { badRequest, TurnkeyError } from "../errors.ts";
+
+/** Deepest accepted nesting of JSON arrays and objects in a request body or WebSocket message. */
+export const MAX_JSON_DEPTH = 100;
+
+/**
+ * True when the JSON text nests arrays/objects deeper than `max` (brackets inside strings do not
+ * count). Linear in the text, no allocation; malformed text is left to `JSON.parse`.
+ */
+export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) {
+      if (++depth > max) return true;
+    } else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return false;
+}
+
+/**
+ * Parse JSON text from a client, refusing excessive nesting first.
+ * @throws TurnkeyError 400 `invalid_json` when it nests deeper than `MAX_JSON_DEPTH` or does not
+ *   parse (the message never quotes the text).
+ */
+export function parseClientJson(text: string): unknown {
+  if (jsonTooDeep(text)) throw badRequest(`JSON nested deeper than ${MAX_JSON_DEPTH} levels`, "invalid_json");
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw badRequest("request body is not valid JSON", "invalid_json");
+  }
+}
 
 /**
  * Read and parse a JSON request body of at most `maxBytes` bytes.
  * @returns the parsed value; `undefined` for an empty body (so optional bodies stay optional).
  * @throws TurnkeyError 413 `payload_too_large` past `maxBytes`, 400 `invalid_json` when it does
- *   not parse (the message never quotes the body).
+ *   not parse or nests deeper than `MAX_JSON_DEPTH` (the message never quotes the body).
  */
 export async function readJsonBody(request: Request, maxBytes: number): Promise<unknown> {
   // (Under Elysia `request.body` can be null for a chunked body while arrayBuffer() still works.)
@@ -18,9 +58,5 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   if (bytes.byteLength > maxBytes) throw new TurnkeyError(413, "payload_too_large", `request body exceeds ${maxBytes} bytes`);
   const text = new TextDecoder().decode(bytes);
   if (text.trim() === "") return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw badRequest("request body is not valid JSON", "invalid_json");
-  }
+  return parseClientJson(text);
 }

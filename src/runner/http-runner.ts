@@ -19,9 +19,9 @@
 import type { ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
+import type { RunRef, TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LineSplitter } from "./events.ts";
-import { LiveTurns, type LiveTurn } from "./live-turns.ts";
+import { LiveTurns, runRef, type LiveTurn } from "./live-turns.ts";
 import { SpawnedTurn, spawnedTurnOptions } from "./spawned-turn.ts";
 import { NO_FREE_RUNNER_UID, type RunnerIdentity } from "./runner-uids.ts";
 import { spawnProcessGroup } from "./process-group.ts";
@@ -98,12 +98,12 @@ export class HttpRunnerSupervisor implements TurnExecutor {
 
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome> {
-    return this.#turns.track({ runId: ctx.runId, stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
+    return this.#turns.track({ ...runRef(ctx), stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
   }
 
   /** SIGINT to the process group of every live turn with this run ID (as the local supervisor). @returns true if signalled. */
-  interrupt(runId: string): boolean {
-    return this.#turns.interrupt(runId, this.#log);
+  interrupt(ref: RunRef): boolean {
+    return this.#turns.interrupt(ref, this.#log);
   }
 
   /** A spawned runner exists only during a turn, so nothing can be asked: `UNKNOWN_CAPABILITIES`. */

@@ -4,24 +4,26 @@
  * shutdown that stops them all and waits for their teardown (DESIGN §7 rule 2).
  */
 import { signalProcessGroup } from "./process-group.ts";
-import type { TurnOutcome } from "./types.ts";
+import type { RunRef, TurnOutcome } from "./types.ts";
 
 /** What the bookkeeping needs of a turn record; executors extend it with their own fields. */
-export interface LiveTurn {
-  /** The AG-UI run ID the turn serves; `interrupt` and `forRun` select on it. */
-  runId: string;
+export interface LiveTurn extends RunRef {
+  /** Project, session and AG-UI run ID of the turn; `interrupt` and `forRun` select on all three. */
   /** Process group ID (the runner's PID) once a runner is spawned; only spawning executors set it. */
   pid?: number;
   /** Aborted with the executor's shutdown reason by `shutdown`, or by the executor itself. */
   stop: AbortController;
 }
 
+/** The `RunRef` of a turn context (or anything carrying project, session and run ID). */
+export const runRef = (ctx: RunRef): RunRef => ({ project: ctx.project, session: ctx.session, runId: ctx.runId });
+
 /**
  * The set of turns an executor is running, from `track` until their teardown ends.
  * @example
  * #turns = new LiveTurns<LiveTurn>();
  * execute(ctx, emit) {
- *   return this.#turns.track({ runId: ctx.runId, stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
+ *   return this.#turns.track({ ...runRef(ctx), stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
  * }
  */
 export class LiveTurns<T extends LiveTurn> {
@@ -50,25 +52,25 @@ export class LiveTurns<T extends LiveTurn> {
     return done;
   }
 
-  /** The live turns with this run ID, in start order. */
-  forRun(runId: string): T[] {
-    return [...this.#live.keys()].filter((t) => t.runId === runId);
+  /** The live turns of this run of this session, in start order. */
+  forRun(ref: RunRef): T[] {
+    return [...this.#live.keys()].filter((t) => t.runId === ref.runId && t.session === ref.session && t.project === ref.project);
   }
 
   /**
-   * Send SIGINT to the process group of every live turn with this run ID that has a runner
-   * process; the runner decides how to wind down (it should still end with a terminal event).
-   * A signal that fails is logged at warn (`{runId, err}`) and skipped.
+   * Send SIGINT to the process group of every live turn of `ref` that has a runner process; the
+   * runner decides how to wind down (it should still end with a terminal event). A signal that
+   * fails is logged at warn (`{runId, err}`) and skipped.
    * @returns true if at least one process group was signalled.
    */
-  interrupt(runId: string, log: { warn(obj: object, msg?: string): void }): boolean {
+  interrupt(ref: RunRef, log: { warn(obj: object, msg?: string): void }): boolean {
     let hit = false;
-    for (const t of this.forRun(runId)) {
+    for (const t of this.forRun(ref)) {
       if (!t.pid) continue;
       try {
         hit = signalProcessGroup(t.pid, "SIGINT") || hit;
       } catch (err) {
-        log.warn({ runId, err: String(err) }, "could not interrupt runner");
+        log.warn({ runId: ref.runId, err: String(err) }, "could not interrupt runner");
       }
     }
     return hit;

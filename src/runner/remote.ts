@@ -8,8 +8,8 @@
  * to the credential endpoint, never the credentials themselves.
  */
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import type { TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
-import { LiveTurns, type LiveTurn } from "./live-turns.ts";
+import type { RunRef, TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
+import { LiveTurns, runRef, type LiveTurn } from "./live-turns.ts";
 import { SecretScrubber } from "./scrub.ts";
 import { RUNNER_ERROR_CODES, type SupervisorLogger } from "./supervisor.ts";
 import { DEFAULT_RETRY, MAX_RUNNER_EVENT_BYTES, PassThroughStream, relayTurn, type RetryPolicy, type StopReason } from "./sse-relay.ts";
@@ -106,7 +106,7 @@ export class RemoteRunnerProxy implements TurnExecutor {
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome> {
     const live: RemoteTurn = {
-      runId: ctx.runId,
+      ...runRef(ctx),
       threadId: ctx.threadId,
       identity: { userId: ctx.userId, userName: ctx.userName, turnToken: ctx.turnToken },
       stop: new AbortController(),
@@ -159,10 +159,11 @@ export class RemoteRunnerProxy implements TurnExecutor {
    * `POST <runner base>/interrupt` with the live turn's identity headers and body
    * `{"thread_id", "run_id"}` (the upstream runner reads `thread_id`). The runner decides how
    * to wind down; the turn still ends with a terminal event (or the deadline).
-   * @returns true if a live turn with this run ID got a 2xx answer; false otherwise (never rejects).
+   * @returns true if the live turn of `ref` got a 2xx answer; false otherwise (never rejects).
    */
-  async interrupt(runId: string): Promise<boolean> {
-    const turns = this.#turns.forRun(runId).filter((t) => t.url);
+  async interrupt(ref: RunRef): Promise<boolean> {
+    const runId = ref.runId;
+    const turns = this.#turns.forRun(ref).filter((t) => t.url);
     const results = await Promise.all(
       turns.map(async (t) => {
         if (!t.url) return false;

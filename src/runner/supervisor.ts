@@ -12,9 +12,9 @@ import type { ChildProcess } from "node:child_process";
 import type { BaseEvent } from "@ag-ui/core";
 import { EventType } from "@ag-ui/core";
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
-import { TurnAbort, type TurnContext, type TurnExecutor, type TurnOutcome } from "./types.ts";
+import { TurnAbort, type RunRef, type TurnContext, type TurnExecutor, type TurnOutcome } from "./types.ts";
 import { LineSplitter, MAX_EVENT_LINE_BYTES, parseEventLine } from "./events.ts";
-import { LiveTurns, type LiveTurn } from "./live-turns.ts";
+import { LiveTurns, runRef, type LiveTurn } from "./live-turns.ts";
 import { SpawnedTurn, spawnedTurnOptions } from "./spawned-turn.ts";
 import { NO_FREE_RUNNER_UID, type RunnerIdentity, type RunnerUidPool } from "./runner-uids.ts";
 import { spawnProcessGroup } from "./process-group.ts";
@@ -103,15 +103,15 @@ export class LocalRunnerSupervisor implements TurnExecutor {
 
   /** See `TurnExecutor.execute`. Never rejects. */
   execute(ctx: TurnContext, emit: (event: BaseEvent) => void): Promise<TurnOutcome> {
-    return this.#turns.track({ runId: ctx.runId, stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
+    return this.#turns.track({ ...runRef(ctx), stop: new AbortController() }, (live) => this.#execute(ctx, emit, live));
   }
 
   /**
    * Send SIGINT to the process group of every live turn with this run ID; the runner decides
    * how to wind down (it should still end with a terminal event). @returns true if signalled.
    */
-  interrupt(runId: string): boolean {
-    return this.#turns.interrupt(runId, this.#log);
+  interrupt(ref: RunRef): boolean {
+    return this.#turns.interrupt(ref, this.#log);
   }
 
   /** Abort every live turn (RUN_ERROR `gateway_shutdown`) and wait for their teardown. New turns are refused. */

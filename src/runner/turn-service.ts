@@ -140,7 +140,7 @@ export class TurnService {
     if (!c) return false;
     let asked = false;
     try {
-      asked = (await this.#d.executor.interrupt?.(runId)) ?? false;
+      asked = (await this.#d.executor.interrupt?.({ project, session, runId })) ?? false;
     } catch {
       asked = false;
     }

@@ -68,10 +68,22 @@ export type TurnEmit = (event: BaseEvent, rawSse?: Uint8Array) => void;
  * Teardown of everything it created happens before the promise settles, on every path.
  * Never rejects: failures become a RUN_ERROR event and an `error` outcome.
  */
+/** Which run: the session it belongs to and its AG-UI run ID. */
+export interface RunRef {
+  project: string;
+  session: string;
+  runId: string;
+}
+
 export interface TurnExecutor {
   execute(ctx: TurnContext, emit: TurnEmit): Promise<TurnOutcome>;
-  /** Interrupt a live turn (SIGINT for a local runner, `POST /interrupt` for a remote one). */
-  interrupt?(runId: string): boolean | Promise<boolean>;
+  /**
+   * Interrupt the live turn of `ref` (SIGINT for a local runner, `POST /interrupt` for a remote
+   * one). Selects on project, session *and* run ID: run IDs are chosen by clients and visible to
+   * every watcher, so a run ID alone would let a caller reach another session's turn (found by a
+   * break-it review).
+   */
+  interrupt?(ref: RunRef): boolean | Promise<boolean>;
   /** What this executor can do, for `GET .../agui/capabilities`. */
   capabilities?(ctx: { project: string; session: string }): Promise<Record<string, unknown>>;
   /** End every live turn (gateway shutdown), teardown included. */

@@ -41,6 +41,11 @@ describe("bad input", () => {
     ["interrupt with an unknown field", "POST", `${base}/s/agui/interrupt`, { runId: "r", force: true }, 400, "validation_failed"],
     ["interrupt with a bad run ID", "POST", `${base}/s/agui/interrupt`, { runId: "a/b" }, 400, "validation_failed"],
     ["interrupt when nothing runs", "POST", `${base}/s/agui/interrupt`, {}, 404, "run_not_found"],
+    // Malformed percent-encoding must not decode to another user ID (%E0%A4%Abob once became "ob").
+    ["collaborator ID with a truncated UTF-8 escape", "PUT", `${base}/s/collaborators/%E0%A4bob`, { role: "edit" }, 400, "bad_request"],
+    ["collaborator ID with a non-hex escape", "PUT", `${base}/s/collaborators/%ZZbob`, { role: "edit" }, 400, "bad_request"],
+    ["collaborator ID with a lone continuation byte", "DELETE", `${base}/s/collaborators/mal%E0lory`, undefined, 400, "bad_request"],
+    ["JSON nested 101 levels deep", "POST", `${base}/s/agui/run`, `{"messages":[],"state":${"[".repeat(100)}${"]".repeat(100)}}`, 400, "invalid_json"],
   ];
 
   test.each(cases)("%s → %i %s", async (_name, method, path, body, status, code) => {
@@ -48,6 +53,36 @@ describe("bad input", () => {
     expect(r.status).toBe(status);
     expect(r.body).toEqual({ error: expect.any(String), code });
     expect(r.body.error).not.toMatch(/\bat .*\.ts:\d+/); // no stack
+  });
+
+  test("bodies are JSON: a form or multipart body → 415; a JSON body without Content-Type is read as JSON", async () => {
+    const post = (body: string | FormData, headers: Record<string, string>) => fetch(gw.url + base, { method: "POST", headers: { authorization: `Bearer ${alice}`, ...headers }, body });
+    const form = await post("name=from-form", { "content-type": "application/x-www-form-urlencoded" });
+    expect([form.status, ((await form.json()) as { code: string }).code]).toEqual([415, "unsupported_media_type"]);
+    const fd = new FormData();
+    fd.set("name", "from-multipart");
+    const multi = await post(fd, {});
+    expect([multi.status, ((await multi.json()) as { code: string }).code]).toEqual([415, "unsupported_media_type"]);
+    const bare = await fetch(gw.url + base, { method: "POST", headers: { authorization: `Bearer ${alice}` }, body: new Blob(['{"name":"no-content-type"}']) });
+    expect(bare.status).toBe(201);
+  });
+
+  test("a deeply nested body (500 000 levels in under 1 MB) is refused at once and the server stays responsive", async () => {
+    const deep = `{"messages":[],"forwardedProps":${"[".repeat(500_000)}${"]".repeat(500_000)}}`;
+    const big = await startGateway({ TURNKEY_MAX_BODY_BYTES: String(2 * 1024 * 1024) });
+    try {
+      const tok = await big.token("alice");
+      await big.api("POST", base, { token: tok, body: { name: "s" } });
+      const refused = await big.api("POST", `${base}/s/agui/run`, { token: tok, body: deep });
+      expect([refused.status, refused.body.code]).toEqual([400, "invalid_json"]);
+      expect(big.server.deps.activeRuns.size).toBe(0);
+      // Depth 100 is still fine.
+      const ok = await big.api("POST", `${base}/s/agui/run`, { token: tok, body: `{"messages":[],"state":${"[".repeat(99)}${"]".repeat(99)}}` });
+      expect(ok.status).toBe(202);
+      await big.idle();
+    } finally {
+      await big.stop();
+    }
   });
 
   test("a client cannot choose the owner: extra fields are dropped, the caller owns the session", async () => {

@@ -64,6 +64,23 @@ describe("live-view limits (max body 4096 B, 4 watchers, 2 per user)", () => {
     await until(() => slots().size === 0);
   });
 
+  test("a WebSocket run gets the same edge checks as POST …/agui/run: a bad run ID or too deep nesting is an error frame and starts nothing", async () => {
+    const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: tok.alice! });
+    await until(() => slots().size === 1);
+    sock.send({ type: "run", input: { runId: "a/b\nc", messages: [{ id: "m", role: "user", content: "hi" }] } });
+    expect(await sock.waitFor((e) => e.type === "error")).toMatchObject({ code: "validation_failed" });
+    sock.events.length = 0;
+    sock.ws.send(`{"type":"run","input":{"messages":[],"state":${"[".repeat(200)}${"]".repeat(200)}}}`);
+    expect(await sock.waitFor((e) => e.type === "error")).toMatchObject({ code: "invalid_json" });
+    expect(gw.server.deps.activeRuns.size).toBe(0);
+    sock.events.length = 0;
+    sock.send(run("fine", "hello"));
+    await sock.waitFor((e) => e.type === "RUN_FINISHED" && e.runId === "fine");
+    sock.close();
+    await until(() => slots().size === 0);
+    await gw.idle();
+  });
+
   test("watchers beyond the per-user cap and the gateway cap: SSE 429 too_many_watchers, WebSocket 1013; a closed one frees its slot", async () => {
     const a1 = await openSse(`${gw.url}${base}/agui/events`, tok.alice!);
     const a2 = await openWs(`${gw.url}${base}/agui/ws`, { token: tok.alice! });

@@ -4,7 +4,8 @@
  * re-checked for every turn on a long-lived connection.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { readFileSync } from "node:fs";
 import { SignJWT } from "jose";
 import { startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
 import { openSse, openStalled, openWs } from "../helpers/streams.ts";
@@ -302,6 +303,43 @@ describe("interrupt", () => {
     const events = (await turn).events;
     expect(events.at(-1).type).toBe("RUN_ERROR");
     expect(gw.server.deps.activeRuns.size).toBe(0);
+  });
+});
+
+describe("interrupt is scoped to the caller's session", () => {
+  test("interrupting a run in my session never touches a run with the same ID in another session", async () => {
+    const gw = await startGateway({ TURNKEY_RUNNER_COMMAND: runner("slow") });
+    try {
+      const alice = await gw.token("alice");
+      const mallory = await gw.token("mallory");
+      await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: alice, body: { name: "live" } });
+      await gw.api("PUT", `${base}/collaborators/mallory`, { token: alice, body: { role: "view" } });
+      await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: mallory, body: { name: "mine" } });
+      const mine = "/api/projects/demo/agentic-sessions/mine";
+      // Alice's turn runs; Mallory (view) sees its run ID, starts her own turn with that ID in her session, interrupts it.
+      const w = await openSse(`${gw.url}${base}/agui/events`, alice);
+      const turn = runTurn(gw, "demo", "live", alice, { runId: "shared-id" });
+      await w.waitFor((e) => e.type === "CUSTOM" && e.name === "slow");
+      expect((await gw.api("POST", `${base}/agui/interrupt`, { token: mallory, body: { runId: "shared-id" } })).status).toBe(403);
+      expect((await gw.api("POST", `${mine}/agui/run`, { token: mallory, body: { runId: "shared-id", messages: [{ id: "m", role: "user", content: "x" }] } })).status).toBe(202);
+      while (gw.server.deps.activeRuns.size < 2) await Bun.sleep(10);
+      expect((await gw.api("POST", `${mine}/agui/interrupt`, { token: mallory, body: { runId: "shared-id" } })).status).toBe(202);
+      while (gw.server.deps.activeRuns.forSession("demo", "mine").length > 0) await Bun.sleep(10);
+      await Bun.sleep(300);
+      // Alice's turn is still running, untouched.
+      expect(gw.server.deps.activeRuns.forSession("demo", "live").map((r) => r.runId)).toEqual(["shared-id"]);
+      expect(w.events.some((e) => e.type === "RUN_FINISHED" || e.type === "RUN_ERROR")).toBe(false);
+      expect((await gw.api("POST", `${base}/agui/interrupt`, { token: alice, body: { runId: "shared-id" } })).status).toBe(202);
+      expect((await turn).events.at(-1).type).toBe("RUN_FINISHED");
+      w.close();
+      // Both interrupts are audited, each in its own session, by hashed principal.
+      const audit = readFileSync(join(gw.dataDir, "audit.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const interrupts = audit.filter((l) => l.event === "turn.interrupt");
+      expect(interrupts.map((l) => [l.session, l.run])).toEqual([["mine", "shared-id"], ["live", "shared-id"]]);
+      expect(interrupts[0].principal).not.toBe(interrupts[1].principal);
+    } finally {
+      await gw.stop();
+    }
   });
 });
 

@@ -139,13 +139,15 @@ describe("a shared session with the whoami runner", () => {
     expect((await gw.api("GET", "/api/projects/demo/agentic-sessions/other/credentials/github", { token })).status).toBe(403);
   });
 
-  test("every credential decision is audited with hashed principals only", async () => {
+  test("every credential decision, share and credential write is audited with hashed principals only", async () => {
     const log = readFileSync(join(gw.dataDir, "audit.log"), "utf8");
     const lines = log.trim().split("\n").map((l) => JSON.parse(l));
     expect(lines.some((l) => l.event === "credential.access" && l.decision === "allow")).toBe(true);
     expect(lines.some((l) => l.event === "credential.access" && l.decision === "deny")).toBe(true);
     expect(lines.some((l) => l.event === "turn.start")).toBe(true);
     expect(lines.some((l) => l.event === "turn.end")).toBe(true);
+    expect(lines.some((l) => l.event === "session.share" && l.role === "edit" && l.session === "pairing" && /^hmac-sha256:/.test(l.effectiveUser))).toBe(true);
+    expect(lines.some((l) => l.event === "credential.write" && l.provider === "github" && l.session === undefined)).toBe(true);
     for (const l of lines) expect(l.principal).toMatch(/^hmac-sha256:[0-9a-f]{64}$/);
     expect(log).not.toMatch(/"(alice|bob|carol|dave|erin)"/);
     expect(log).not.toContain(BOB_GH);

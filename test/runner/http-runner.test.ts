@@ -99,9 +99,10 @@ describe("HttpRunnerSupervisor", () => {
   test("interrupt sends SIGINT to the group; the runner's own terminal event ends the turn", async () => {
     const { sup } = supervisor();
     const ctx = makeContext({}, { fixture: { mode: "hang" } });
-    expect(sup.interrupt("no-such-run")).toBe(false);
+    expect(sup.interrupt({ ...ctx, runId: "no-such-run" })).toBe(false);
     const r = await run(sup, ctx, (e) => {
-      if (e.type === "RUN_STARTED") setTimeout(() => expect(sup.interrupt(ctx.runId)).toBe(true), 100);
+      if (e.type === "RUN_STARTED")
+        setTimeout(() => expect([sup.interrupt({ ...ctx, session: "other" }), sup.interrupt(ctx)]).toEqual([false, true]), 100);
     });
     expect(r.types).toEqual(["RUN_STARTED", "RUN_ERROR"]);
     expect(r.events[1]).toMatchObject({ message: "interrupted by SIGINT" });

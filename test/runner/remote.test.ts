@@ -259,12 +259,12 @@ describe("RemoteRunnerProxy: failures and lifecycle", () => {
       return sse([frame({ type: "RUN_STARTED", threadId: ctx.threadId, runId: ctx.runId }), { pause: 300 }, frame({ type: "RUN_ERROR", message: "interrupted" })]);
     });
     const { p } = proxy(r.url + "agui/");
-    expect(await p.interrupt("no-such-run")).toBe(false);
-    let interrupted: Promise<boolean> | undefined;
+    expect(await p.interrupt({ ...ctx, runId: "no-such-run" })).toBe(false);
+    let interrupted: Promise<boolean[]> | undefined;
     const g = await run(p, ctx, (e) => {
-      if (e.type === "RUN_STARTED") interrupted = p.interrupt(ctx.runId);
+      if (e.type === "RUN_STARTED") interrupted = Promise.all([p.interrupt({ ...ctx, session: "other" }), p.interrupt(ctx)]);
     });
-    expect(await interrupted).toBe(true);
+    expect(await interrupted).toEqual([false, true]);
     expect(g.types).toEqual(["RUN_STARTED", "RUN_ERROR"]);
     const req = r.requests.find((q) => q.path === "/agui/interrupt")!;
     expect(req.method).toBe("POST");

@@ -195,17 +195,19 @@ describe("LocalRunnerSupervisor: failures and teardown", () => {
     expect(r.types[0]).toBe("RUN_STARTED");
   });
 
-  test("interrupt(runId) SIGINTs the group; the runner winds down with RUN_FINISHED", async () => {
+  test("interrupt(ref) SIGINTs the group; the runner winds down with RUN_FINISHED; the same run ID in another session is not touched", async () => {
     const { sup } = supervisor(turnsRoot, "slow");
     const ctx = makeContext();
     let hit: boolean | undefined;
     const r = await runTurn(sup, ctx, (e) => {
-      if ((e as unknown as { name?: string }).name === "slow") hit = sup.interrupt(ctx.runId);
+      if ((e as unknown as { name?: string }).name !== "slow") return;
+      expect([sup.interrupt({ ...ctx, session: "other" }), sup.interrupt({ ...ctx, project: "other" })]).toEqual([false, false]);
+      hit = sup.interrupt(ctx);
     });
     expect(hit).toBe(true);
     expect(r.outcome.status).toBe("finished");
     expect(text(r.events)).toBe("interrupted");
-    expect(sup.interrupt("no-such-run")).toBe(false);
+    expect(sup.interrupt({ ...ctx, runId: "no-such-run" })).toBe(false);
   });
 
   test("shutdown() tears down live turns and refuses new ones", async () => {

@@ -195,6 +195,7 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const run = runId ? runs.find((r) => r.runId === runId) : runs[0];
         if (!run || !(await deps.turns.interrupt(params.project, params.session, run.runId, deps.config.teardownGraceMs)))
           throw notFound("no such turn is running in this session", "run_not_found");
+        deps.audit.write({ event: "turn.interrupt", project: params.project, session: params.session, run: run.runId, principalSubject: `user:${user.userId}`, effectiveUserId: run.userId });
         set.status = 202;
         return { runId: run.runId, interrupted: true };
       },

@@ -43,7 +43,9 @@ import { TurnkeyError } from "../../errors.ts";
 import { subjectOf, type Principal } from "../../identity/principal.ts";
 import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
-import { SessionParams } from "../schemas.ts";
+import { RunAgentInputBody, SessionParams } from "../schemas.ts";
+import { Value } from "@sinclair/typebox/value";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../body.ts";
 import { CLIENT_TOO_SLOW, DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
 import { TurnAbort } from "../../runner/types.ts";
 import { guardWatcher, watcherSlotsFor, type WatchGuard } from "../watch-guard.ts";
@@ -99,17 +101,19 @@ export function messageBytes(message: string | ArrayBufferView | ArrayBuffer): n
 }
 
 /**
- * Put a size check in front of Elysia's per-connection message handler (Bun's `ws.data.message`,
- * Elysia 1.4), so an oversized message is refused before Elysia parses it as JSON.
+ * Put a size and nesting check in front of Elysia's per-connection message handler (Bun's
+ * `ws.data.message`, Elysia 1.4), so an oversized or too deeply nested message is refused before
+ * Elysia parses it as JSON (`MAX_JSON_DEPTH`, as for request bodies).
  * @returns false when the handler is not where Elysia 1.4 keeps it (the caller must fail closed).
  */
-function guardMessageSize(raw: object, maxBytes: number, onTooLarge: (bytes: number) => void): boolean {
+function guardMessage(raw: object, maxBytes: number, refuse: (error: TurnkeyError) => void): boolean {
   const data = (raw as { data?: { message?: unknown } }).data;
   const inner = data?.message;
   if (!data || typeof inner !== "function") return false;
   data.message = (sock: unknown, message: string | ArrayBufferView) => {
-    const bytes = messageBytes(message);
-    if (bytes > maxBytes) return onTooLarge(bytes);
+    if (messageBytes(message) > maxBytes) return refuse(new TurnkeyError(413, "payload_too_large", `message exceeds ${maxBytes} bytes`));
+    const text = typeof message === "string" ? message : Buffer.from(message.buffer, message.byteOffset, message.byteLength).toString("utf8");
+    if (jsonTooDeep(text)) return refuse(new TurnkeyError(400, "invalid_json", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`));
     return inner.call(data, sock, message);
   };
   return true;
@@ -203,12 +207,11 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       // Register at once: a client may send its first message before authentication finishes.
       const conn: Conn = { unsubscribe: () => {}, release: () => {}, runs: new Set(), ready: Promise.resolve(false) };
       conns.set(ws.id, conn);
-      const maxBytes = deps.config.maxBodyBytes;
-      const sized = guardMessageSize(ws.raw, maxBytes, () => {
-        const error = { type: "error", error: `message exceeds ${maxBytes} bytes`, code: "payload_too_large" };
+      const guarded = guardMessage(ws.raw, deps.config.maxBodyBytes, (err) => {
+        const error = { type: "error", error: err.message, code: err.code };
         void conn.ready.then((ok) => ok && sendBounded(ws, JSON.stringify(error)));
       });
-      if (!sized) {
+      if (!guarded) {
         deps.logger.error({}, "websocket message size check unavailable (Elysia internals changed); refusing the connection");
         ws.close(1011, "internal error");
         return;
@@ -258,6 +261,9 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const msg = message as { type?: unknown; input?: unknown } | null;
       if (!msg || typeof msg !== "object" || msg.type !== "run" || typeof msg.input !== "object" || msg.input === null)
         return fail(new TurnkeyError(400, "bad_request", 'expected {"type":"run","input":RunAgentInput}'));
+      // The same edge checks as `POST …/agui/run` (run ID shape, message limits).
+      const invalid = Value.Errors(RunAgentInputBody, msg.input).First();
+      if (invalid) return fail(new TurnkeyError(400, "validation_failed", `invalid RunAgentInput: ${invalid.path || "input"}: ${invalid.message}`));
       // Re-authenticate and re-authorise for every turn: tokens expire, collaborators are removed.
       const user = await authenticateWs(ws.data.request);
       if (!user) return revoke(ws, conn, "authentication failed");

@@ -47,6 +47,7 @@ export const userCredentialRoutes = (deps: AppDeps) =>
         if (!deps.config.providers.includes(provider)) throw badRequest(`provider ${provider} is not enabled on this gateway`, "unknown_provider");
         const record = parseCredential(provider, body);
         await deps.credentials.put(user.userId, provider, record);
+        deps.audit.write({ event: "credential.write", provider, principalSubject: `user:${user.userId}`, effectiveUserId: user.userId });
         const entry = (await deps.credentials.list(user.userId)).find((c) => c.provider === provider);
         return { provider, updatedAt: entry?.updatedAt ?? new Date().toISOString() };
       },
@@ -59,6 +60,7 @@ export const userCredentialRoutes = (deps: AppDeps) =>
         const provider = providerParam(params.provider);
         if (deps.credentials.readOnly) throw readOnly();
         if (!(await deps.credentials.delete(user.userId, provider))) throw notFound("no credential stored for this provider", "credential_not_found");
+        deps.audit.write({ event: "credential.delete", provider, principalSubject: `user:${user.userId}`, effectiveUserId: user.userId });
         set.status = 204;
         return;
       },

@@ -83,6 +83,7 @@ export const sessionRoutes = (deps: AppDeps) =>
         if (!target) throw new TurnkeyError(400, "validation_failed", "userId is empty after sanitising");
         const s = await deps.sessions.setCollaborator(params.project, params.session, target, body.role);
         deps.bus.membershipChanged(params.project, params.session);
+        deps.audit.write({ event: "session.share", project: params.project, session: params.session, role: body.role, principalSubject: `user:${user.userId}`, effectiveUserId: target });
         return s;
       },
       {
@@ -96,8 +97,10 @@ export const sessionRoutes = (deps: AppDeps) =>
         const user = requireUser(await authenticate(deps, request, server));
         if (deps.sessions.readOnly) throw readOnly();
         await authorizeSession(deps, params.project, params.session, user.userId, "manage", subjectOf(user));
-        const s = await deps.sessions.removeCollaborator(params.project, params.session, sanitizeUserId(params.userId));
+        const target = sanitizeUserId(params.userId);
+        const s = await deps.sessions.removeCollaborator(params.project, params.session, target);
         deps.bus.membershipChanged(params.project, params.session);
+        deps.audit.write({ event: "session.unshare", project: params.project, session: params.session, principalSubject: `user:${user.userId}`, effectiveUserId: target });
         return s;
       },
       { params: t.Object({ project: Dns1123, session: Dns1123, userId: t.String({ minLength: 1, maxLength: 253 }) }) },

@@ -1,0 +1,41 @@
+/** Pure edge checks: JSON nesting (src/http/body.ts) and path percent-encoding (src/http/app.ts). */
+import { describe, expect, test } from "bun:test";
+import { jsonTooDeep, parseClientJson } from "../../src/http/body.ts";
+import { decodablePath } from "../../src/http/app.ts";
+import { TurnkeyError } from "../../src/errors.ts";
+
+describe("jsonTooDeep (max 3)", () => {
+  test.each([
+    ["{}", false],
+    ['{"a":[{}]}', false],
+    ['{"a":[{"b":[]}]}', true],
+    ['[[["x"]]]', false],
+    ["[[[[1]]]]", true],
+    ['{"s":"[[[[[[[[["}', false], // brackets inside strings do not count
+    ['{"s":"\\"[[[[[["}', false], // nor after an escaped quote
+    ['["\\\\",[[[1]]]]', true], // an escaped backslash ends the string
+    ["]]]][[[", false], // malformed: left to JSON.parse
+  ])("%s → %p", (text, want) => {
+    expect(jsonTooDeep(text, 3)).toBe(want);
+  });
+
+  test("parseClientJson refuses 101 levels with invalid_json, accepts 100", () => {
+    expect(() => parseClientJson("[".repeat(101) + "]".repeat(101))).toThrow(TurnkeyError);
+    expect(parseClientJson("[".repeat(100) + "]".repeat(100))).toBeInstanceOf(Array);
+  });
+});
+
+describe("decodablePath", () => {
+  test.each([
+    ["http://h/api/projects/p/agentic-sessions/s/collaborators/bob", true],
+    ["http://h/a/alice%40example.com", true],
+    ["http://h/a/%E0%A4%AB", true], // a whole UTF-8 character
+    ["http://h/a/%E0%A4bob", false], // truncated UTF-8 sequence
+    ["http://h/a/%ZZbob", false],
+    ["http://h/a/mal%E0lory", false],
+    ["http://h/a/b?q=%ZZ", true], // only the path is checked
+    ["http://h:8080/", true],
+  ])("%s → %p", (url, want) => {
+    expect(decodablePath(url)).toBe(want);
+  });
+});
