@@ -18,6 +18,7 @@ import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
 import { waitUntil } from "./wait.ts";
+import { SenderLedger, type LedgerMessage } from "../sessions/sender-ledger.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
@@ -50,6 +51,8 @@ export interface TurnServiceDeps {
   teardownWaitMs?: number;
   /** Base URL runners call back on, ending in `/api`. */
   credentialsUrl: () => string;
+  /** Who sent which message; default a ledger seeded from the bus's event log. */
+  senders?: SenderLedger;
 }
 
 /** The sender of a turn: always a `user` principal. */
@@ -79,9 +82,11 @@ export class TurnService {
    * teardown ends; without this, a client that answers at once would race the teardown.
    */
   #finishing = new Map<string, Set<Promise<void>>>();
+  #senders: SenderLedger;
 
   constructor(deps: TurnServiceDeps) {
     this.#d = deps;
+    this.#senders = deps.senders ?? new SenderLedger({ seed: (project, session) => snapshotMessages(deps.bus, project, session, deps.logger) });
   }
 
   /**
@@ -100,7 +105,7 @@ export class TurnService {
     }
     if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
 
-    input = stampSender(input, sender);
+    input = { ...input, messages: this.#senders.stamp(project, session, input.messages, { senderId: sender.userId, senderDisplayName: sender.userName }) };
     const startedAt = Date.now();
     const deadline = startedAt + d.turnTimeoutMs;
     const runId = input.runId;
@@ -288,17 +293,15 @@ export class TurnService {
   }
 }
 
-/**
- * Stamp `metadata.senderId` / `metadata.senderDisplayName` on every user message, overwriting
- * whatever the client sent: a participant cannot put words in someone else's mouth.
- */
-export function stampSender(input: RunAgentInput, sender: Sender): RunAgentInput {
-  return {
-    ...input,
-    messages: input.messages.map((m) =>
-      m.role === "user" ? ({ ...m, metadata: { ...(m as { metadata?: object }).metadata, senderId: sender.userId, senderDisplayName: sender.userName } } as typeof m) : m,
-    ),
-  };
+/** The messages of a session's stored MESSAGES_SNAPSHOT events, oldest first (seed of the sender ledger). Read errors are logged and yield nothing. */
+function* snapshotMessages(bus: SessionEventBus, project: string, session: string, logger: TurnLogger): Iterable<LedgerMessage> {
+  let records: ReturnType<NonNullable<SessionEventBus["log"]>["replay"]> = [];
+  try {
+    records = bus.log?.replay(project, session, 0) ?? [];
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, "could not read stored events to restore message senders");
+  }
+  for (const r of records) if (r.event.type === EventType.MESSAGES_SNAPSHOT) yield* (r.event as unknown as { messages: LedgerMessage[] }).messages ?? [];
 }
 
 /** A fresh run ID (UUID v4), per DESIGN §2.1 step 2. */

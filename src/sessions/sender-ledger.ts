@@ -1,0 +1,105 @@
+/**
+ * Who sent each user message of a shared session (issue 3 §4: "a client cannot set them for
+ * someone else"). AG-UI clients send the whole conversation with every run, so a run's input
+ * holds earlier user messages of *other* participants; stamping them all with the current sender
+ * would rewrite history for every watcher, and believing the client's `metadata.senderId` would
+ * let anyone speak for anyone (both found by a break-it review).
+ *
+ * The ledger remembers, per session, the sender the gateway stamped on each user message, keyed by
+ * message ID *and* a hash of its role and content, so a message reused with new content is a new
+ * message. Stamping a run's input:
+ * - a message the ledger knows (same ID, same content) gets its recorded sender back;
+ * - any other `user` message is the current sender's, and is recorded;
+ * - any other message (assistant, tool, system…) loses client-supplied `senderId` /
+ *   `senderDisplayName`.
+ * Bounded: `maxPerSession` entries per session and `maxSessions` sessions, least recently used
+ * dropped first. After a restart the ledger is seeded from the session's stored events (the
+ * `MESSAGES_SNAPSHOT`s the gateway emitted), so history keeps its senders as far as retention goes.
+ */
+import { createHash } from "node:crypto";
+
+/** The sender fields the gateway stamps into `message.metadata`. */
+export interface SenderStamp {
+  senderId: string;
+  senderDisplayName: string;
+}
+
+/** The part of an AG-UI message the ledger reads. */
+export interface LedgerMessage {
+  id: string;
+  role: string;
+  content?: unknown;
+  metadata?: Record<string, unknown>;
+}
+
+/** Options of `SenderLedger`. */
+export interface SenderLedgerOptions {
+  /** Messages already stamped in a session (e.g. from its stored MESSAGES_SNAPSHOT events); read once per session. */
+  seed?: (project: string, session: string) => Iterable<LedgerMessage>;
+  /** Entries kept per session; default 10000. */
+  maxPerSession?: number;
+  /** Sessions kept; default 1000. */
+  maxSessions?: number;
+}
+
+const contentKey = (m: LedgerMessage) => `${m.id}\0${createHash("sha256").update(JSON.stringify([m.role, m.content ?? null])).digest("base64url")}`;
+
+/** The per-session sender ledger (module doc). */
+export class SenderLedger {
+  #sessions = new Map<string, Map<string, SenderStamp>>();
+  #opts: Required<Omit<SenderLedgerOptions, "seed">> & Pick<SenderLedgerOptions, "seed">;
+
+  constructor(opts: SenderLedgerOptions = {}) {
+    this.#opts = { maxPerSession: opts.maxPerSession ?? 10_000, maxSessions: opts.maxSessions ?? 1000, ...(opts.seed ? { seed: opts.seed } : {}) };
+  }
+
+  #session(project: string, session: string): Map<string, SenderStamp> {
+    const key = `${project}/${session}`;
+    let entries = this.#sessions.get(key);
+    if (entries) {
+      this.#sessions.delete(key); // most recently used last
+    } else {
+      entries = new Map();
+      for (const m of this.#opts.seed?.(project, session) ?? []) {
+        const id = m.metadata?.senderId;
+        if (m.role === "user" && typeof id === "string") {
+          const name = m.metadata?.senderDisplayName;
+          this.#remember(entries, contentKey(m), { senderId: id, senderDisplayName: typeof name === "string" ? name : id });
+        }
+      }
+    }
+    this.#sessions.set(key, entries);
+    if (this.#sessions.size > this.#opts.maxSessions) this.#sessions.delete(this.#sessions.keys().next().value!);
+    return entries;
+  }
+
+  #remember(entries: Map<string, SenderStamp>, key: string, stamp: SenderStamp): void {
+    entries.delete(key);
+    entries.set(key, stamp);
+    if (entries.size > this.#opts.maxPerSession) entries.delete(entries.keys().next().value!);
+  }
+
+  /**
+   * Stamp a run's messages (rules in the module doc) and record the new user messages.
+   * @returns new message objects; the input is not modified.
+   */
+  stamp<M extends LedgerMessage>(project: string, session: string, messages: readonly M[], sender: SenderStamp): M[] {
+    const entries = this.#session(project, session);
+    return messages.map((m) => {
+      const key = contentKey(m);
+      const known = entries.get(key);
+      const { senderId: _id, senderDisplayName: _name, ...rest } = m.metadata ?? {};
+      if (known) {
+        this.#remember(entries, key, known);
+        return { ...m, metadata: { ...rest, ...known } };
+      }
+      if (m.role === "user") {
+        const stamp = { senderId: sender.senderId, senderDisplayName: sender.senderDisplayName };
+        this.#remember(entries, key, stamp);
+        return { ...m, metadata: { ...rest, ...stamp } };
+      }
+      if (m.metadata === undefined || (_id === undefined && _name === undefined)) return m;
+      return { ...m, metadata: rest };
+    });
+  }
+}
