@@ -10,6 +10,7 @@ import { createApp } from "./http/app.ts";
 import type { AppDeps } from "./http/context.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { DevIssuer } from "./identity/dev-issuer.ts";
+import { ConfigError } from "./errors.ts";
 import { JwtAuthenticator } from "./identity/jwt.ts";
 import { discoverIssuer, memoiseDiscovery } from "./identity/oidc-discovery.ts";
 import { TurnTokenIssuer } from "./identity/turn-token.ts";
@@ -119,6 +120,13 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   logger.info({ config: redactConfig(cfg) }, "starting turnkey");
 
+  // Checked before anything is opened: a refused configuration leaves nothing behind.
+  const forwarded = cfg.trustedProxies.length ? new ForwardedHeadersAuthenticator(cfg.trustedProxies) : undefined;
+  if (forwarded?.trustsLoopback && runnersShareLoopback(cfg))
+    throw new ConfigError(
+      "TURNKEY_TRUSTED_PROXIES",
+      "trusts loopback, but runners on this host reach the gateway over loopback too and could then act as any user with X-Forwarded-User; trust only the proxy's own address, or run runners on another host (TURNKEY_RUNNER_URL)",
+    );
   const stores = await openStores(cfg, logger);
   const turnTokens = await TurnTokenIssuer.open(cfg);
   // User-JWT keys: TURNKEY_JWKS_URL, else discovery (an external IdP's issuer, or the cluster's
@@ -147,7 +155,7 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
       : {}),
     members: stores.authenticators,
     ...(botTokens ? { botTokens } : {}),
-    ...(cfg.trustedProxies.length ? { forwarded: new ForwardedHeadersAuthenticator(cfg.trustedProxies) } : {}),
+    ...(forwarded ? { forwarded } : {}),
   });
   const activeRuns = new ActiveRunMap(1, cfg.maxConcurrentTurns);
   // Turn and credential-decision counters are derived from the audit records (src/metrics/registry.ts).
@@ -225,4 +233,19 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
       return stopping;
     },
   };
+}
+
+/**
+ * Whether runners can reach this gateway from loopback: local runners (spawned here) always;
+ * remote runners when `TURNKEY_RUNNER_URL` names a loopback host (a sidecar in the same pod).
+ */
+export function runnersShareLoopback(cfg: Pick<Config, "runnerUrl">): boolean {
+  if (!cfg.runnerUrl) return true;
+  let host: string;
+  try {
+    host = new URL(cfg.runnerUrl.replaceAll("{project}", "p").replaceAll("{session}", "s")).hostname;
+  } catch {
+    return true;
+  }
+  return host === "localhost" || host === "[::1]" || /^127\./.test(host);
 }

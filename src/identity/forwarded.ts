@@ -57,6 +57,11 @@ export class ForwardedHeadersAuthenticator implements Authenticator {
     return this.#trusted.check(addr, ipFamily(addr));
   }
 
+  /** Whether loopback peers (127.0.0.1, ::1) are trusted. */
+  get trustsLoopback(): boolean {
+    return this.isTrusted("127.0.0.1") || this.isTrusted("::1");
+  }
+
   /**
    * @returns a `user` principal (`source: "forwarded"`) when the peer is trusted and sends a
    *   non-empty `X-Forwarded-User` (or `X-Forwarded-Preferred-Username`); otherwise `null`.

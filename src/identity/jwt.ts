@@ -153,11 +153,16 @@ export class JwtAuthenticator implements Authenticator {
     return { kind: "user", userId, userName: name || userId, source: this.#source, username: raw, ...(groups.length ? { groups } : {}) };
   }
 
-  /** The sanitised user ID and the raw claim value it came from (`""` when none is usable). */
+  /**
+   * The sanitised user ID and the raw claim value it came from (`""` when none is usable). An
+   * `email` the IdP marks unverified (`email_verified: false`, OIDC Core §5.1) is skipped: anyone
+   * can put any address on an account at many IdPs, and it would name that address's owner.
+   */
   #userId(payload: JWTPayload): { userId: string; raw: string } {
     for (const claim of this.#claims) {
       const v = payload[claim];
       if (typeof v !== "string") continue;
+      if (claim === "email" && payload.email_verified === false) continue;
       const id = sanitizeUserId(v);
       if (id) return { userId: id, raw: v };
     }

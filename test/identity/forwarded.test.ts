@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../../src/errors.ts";
 import { ForwardedHeadersAuthenticator } from "../../src/identity/forwarded.ts";
+import { runnersShareLoopback } from "../../src/server.ts";
+import { startGateway, type TestGateway } from "../helpers/gateway.ts";
 
 const fwd = new ForwardedHeadersAuthenticator(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
 const h = (o: Record<string, string>) => new Headers(o);
@@ -32,4 +34,50 @@ describe("ForwardedHeadersAuthenticator", () => {
 
   for (const bad of ["localhost", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/8/1", "fd00::/129", ""])
     test(`rejects trusted proxy entry ${JSON.stringify(bad)}`, () => expect(() => new ForwardedHeadersAuthenticator([bad])).toThrow(ConfigError));
+});
+
+describe("loopback trust (a runner on this host could pose as the proxy)", () => {
+  test.each([
+    [["127.0.0.1"], true],
+    [["127.0.0.0/8"], true],
+    [["::1"], true],
+    [["0.0.0.0/0"], true],
+    [["10.0.0.5", "fd00::/8"], false],
+    [[], false],
+  ])("%p trusts loopback: %p", (entries, want) => {
+    expect(new ForwardedHeadersAuthenticator(entries).trustsLoopback).toBe(want);
+  });
+
+  test.each([
+    [undefined, true], // spawned runners live here
+    ["http://127.0.0.1:8001/", true],
+    ["http://localhost:8001/", true],
+    ["http://[::1]:8001/", true],
+    ["http://session-{session}.{project}.svc.cluster.local:8001/", false],
+    ["http://10.0.0.7:8001/", false],
+  ])("runner URL %p shares loopback: %p", (runnerUrl, want) => {
+    expect(runnersShareLoopback(runnerUrl ? { runnerUrl } : {})).toBe(want);
+  });
+});
+
+describe("the gateway and TURNKEY_TRUSTED_PROXIES", () => {
+  test("loopback trust with runners on this host refuses to start", async () => {
+    await expect(startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.1" })).rejects.toThrow(/TURNKEY_TRUSTED_PROXIES/);
+    await expect(startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.1", TURNKEY_RUNNER_URL: "http://127.0.0.1:8001/" })).rejects.toThrow(/TURNKEY_TRUSTED_PROXIES/);
+  });
+
+  test("with runners elsewhere, a loopback proxy's X-Forwarded-User is the caller; without trust the header is ignored", async () => {
+    const trusted = await startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.1,::1", TURNKEY_RUNNER_URL: "http://runner.invalid:8001/" });
+    const plain = await startGateway({});
+    try {
+      const create = (gw: TestGateway) => fetch(`${gw.url}/api/projects/demo/agentic-sessions`, { method: "POST", headers: { "content-type": "application/json", "x-forwarded-user": "alice@example.com", "x-forwarded-preferred-username": "Alice" }, body: JSON.stringify({ name: "s" }) });
+      const ok = await create(trusted);
+      expect(ok.status).toBe(201);
+      expect(await ok.json()).toMatchObject({ ownerId: "alice-example.com", ownerName: "Alice" });
+      expect((await create(plain)).status).toBe(401);
+    } finally {
+      await trusted.stop();
+      await plain.stop();
+    }
+  });
 });

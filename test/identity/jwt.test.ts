@@ -95,6 +95,19 @@ describe("JwtAuthenticator with the development issuer", () => {
   });
 });
 
+describe("unverified email", () => {
+  test.each([
+    [{ email: "victim@example.com", email_verified: false }, null],
+    [{ email: "victim@example.com", email_verified: true }, "victim-example.com"],
+    [{ email: "victim@example.com" }, "victim-example.com"], // IdPs that do not say
+    [{ email: "victim@example.com", email_verified: false, sub: "u-123" }, "u-123"], // falls through to the next claim
+  ])("%p → %p", async (claims, want) => {
+    const token = await sign(key.privateKey, es256(), { ...good(), preferred_username: undefined, sub: undefined, ...claims });
+    if (want === null) expect(await errorOf(() => jwt.verify(token))).toEqual({ status: 401, code: "invalid_token" });
+    else expect((await jwt.verify(token)) as { userId: string }).toMatchObject({ userId: want });
+  });
+});
+
 describe("user ID claims", () => {
   // [case, claims, user ID, user name, username (the raw claim, for access reviews)]
   const rows: [string, JWTPayload, string | null, string, string][] = [
