@@ -3,7 +3,8 @@
  * stderr lines, log messages. Every secret value injected for the turn is replaced by
  * `[REDACTED]`, also in the encoded forms a runner is likely to print by accident: JSON-escaped
  * (a secret containing `"` or `\` inside a JSON string), URL-encoded, and base64/base64url of
- * the secret alone.
+ * the secret alone or inside a longer value (at any byte alignment, `base64Cores`). A runner that
+ * means to leak a secret (splitting, reversing, another encoding) is not stopped by this.
  *
  * Scrubbing works on whole strings. Callers must hand it complete lines or parsed events, never
  * raw stdout chunks: a secret split across two chunks would otherwise slip through
@@ -23,14 +24,31 @@ export const MIN_SECRET_LENGTH = 6;
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
+/**
+ * The base64 characters that encode `bytes` whatever comes before or after them, for each of the
+ * three alignments (0, 1 or 2 bytes before). base64 works in 3-byte groups, so a secret inside a
+ * longer value (HTTP Basic `oauth2:<token>`, `x-access-token:<token>`) encodes differently per
+ * alignment; only the characters made of secret bits alone are fixed (found by a break-it review:
+ * GitLab's `oauth2:` prefix of 7 bytes leaked the token).
+ */
+export function base64Cores(bytes: Uint8Array): string[] {
+  const out: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    const padded = Buffer.concat([Buffer.alloc(k), bytes]).toString("base64");
+    out.push(padded.slice(Math.ceil((4 * k) / 3), Math.floor(((k + bytes.length) * 8) / 6)));
+  }
+  return out;
+}
+
 /** The forms of one secret to look for, raw first. */
 function forms(secret: string): string[] {
   const out = [secret];
   const json = JSON.stringify(secret).slice(1, -1);
   out.push(json);
   out.push(encodeURIComponent(secret));
-  const b64 = Buffer.from(secret, "utf8").toString("base64").replace(/=+$/, "");
-  out.push(b64, Buffer.from(secret, "utf8").toString("base64url"));
+  const bytes = Buffer.from(secret, "utf8");
+  out.push(bytes.toString("base64").replace(/=+$/, ""), bytes.toString("base64url"));
+  for (const core of base64Cores(bytes)) out.push(core, core.replaceAll("+", "-").replaceAll("/", "_"));
   return out;
 }
 

@@ -17,6 +17,29 @@ describe("SecretScrubber.scrub", () => {
     ["short secrets are ignored", "a short word", "a short word"],
   ])("%s", (_n, input, want) => expect(s.scrub(input)).toBe(want));
 
+  test.each([
+    ["GitLab Basic auth (7-byte prefix)", "oauth2:"],
+    ["GitHub Basic auth (15-byte prefix)", "x-access-token:"],
+    ["1-byte prefix", "x"],
+    ["2-byte prefix", "xy"],
+    ["prefix and suffix", "user:"],
+  ])("base64 of the secret inside a longer value, %s: no run of the secret's own bits survives", (_n, prefix) => {
+    for (const suffix of ["", "!", "!!", "@host"]) {
+      const raw = Buffer.from(prefix + TOKEN + suffix);
+      for (const encoded of [raw.toString("base64"), raw.toString("base64url")]) {
+        const out = s.scrub(`Authorization: Basic ${encoded}`);
+        expect(out).toContain(REDACTED);
+        // What is left around [REDACTED] decodes to no 4-character piece of the token.
+        const left = out.replace("Authorization: Basic ", "").split(REDACTED).join("");
+        const decoded = Buffer.from(left, "base64").toString("latin1");
+        for (let i = 0; i + 4 <= TOKEN.length; i++) {
+          const piece = TOKEN.slice(i, i + 4);
+          if (!(prefix + suffix).includes(piece)) expect(decoded).not.toContain(piece);
+        }
+      }
+    }
+  });
+
   test(`secrets under ${MIN_SECRET_LENGTH} chars are not counted`, () => expect(s.size).toBe(2));
 
   test("a secret containing another is replaced whole", () => {
