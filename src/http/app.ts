@@ -5,7 +5,7 @@
 import { Elysia } from "elysia";
 import { TurnkeyError } from "../errors.ts";
 import type { AppDeps } from "./context.ts";
-import { errorResponse, toErrorResponse } from "./errors.ts";
+import { errorResponse, toErrorResponse, unavailableLogger } from "./errors.ts";
 import { readJsonBody } from "./body.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { sessionCredentialRoutes, userCredentialRoutes } from "./routes/credentials.ts";
@@ -17,6 +17,7 @@ import { aguiWsRoutes } from "./routes/agui-ws.ts";
 
 /** Compose the app. Every error leaves as `{error, code}`; unexpected ones as a bare 500. */
 export function createApp(deps: AppDeps) {
+  const logUnavailable = unavailableLogger(deps.logger);
   return new Elysia({ name: "turnkey" })
     .onRequest(({ request }) => {
       // Malformed percent-encoding in the path: Elysia's lenient decoding would turn
@@ -37,6 +38,7 @@ export function createApp(deps: AppDeps) {
       throw new TurnkeyError(415, "unsupported_media_type", "request bodies must be JSON (Content-Type: application/json)");
     })
     .onError(({ code, error }) => {
+      logUnavailable(error);
       const { response, internal } = toErrorResponse(error, code);
       if (internal) deps.logger.error({ errName: (error as Error)?.name, code }, "unhandled error");
       return response;

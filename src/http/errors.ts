@@ -50,3 +50,25 @@ export function toErrorResponse(error: unknown, code?: string | number): { respo
   if (status === 413) return { response: errorResponse(413, "payload_too_large", "request body too large"), internal: false };
   return { response: errorResponse(500, "internal_error", "internal error"), internal: true };
 }
+
+/** Shortest interval between two log lines for the same unavailable dependency, ms. */
+export const UNAVAILABLE_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * Log a 503 (identity provider or store unavailable) at warn with its cause, at most once per
+ * `UNAVAILABLE_LOG_INTERVAL_MS` per error code, so operators see why requests fail during an
+ * outage without one line per request. The cause is an error message from a fetch or the
+ * Kubernetes client (URLs, HTTP status codes), never a token. Other errors are ignored.
+ * @returns a function to call with every error.
+ */
+export function unavailableLogger(logger: { warn(obj: object, msg?: string): void }, now: () => number = Date.now): (err: unknown) => void {
+  const last = new Map<string, number>();
+  return (err) => {
+    if (!(err instanceof TurnkeyError) || err.status !== 503) return;
+    const t = now();
+    if (t - (last.get(err.code) ?? -Infinity) < UNAVAILABLE_LOG_INTERVAL_MS) return;
+    last.set(err.code, t);
+    const cause = (err as { cause?: unknown }).cause;
+    logger.warn({ code: err.code, reason: cause instanceof Error ? cause.message : cause === undefined ? err.message : String(cause) }, "dependency unavailable; requests get 503");
+  };
+}

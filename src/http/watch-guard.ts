@@ -9,8 +9,9 @@
  * A check re-authenticates with the watcher's original credentials (an expired token fails) and
  * asks the session store for the role; the watcher may stay only while that role may `watch`
  * (owner, edit, view) and the user is the one who connected. Failures fail closed (DESIGN §7
- * rule 4): an identity or store error ends the watch too; the client reconnects, which is cheap
- * (SSE resumes with `Last-Event-ID`).
+ * rule 4): an identity provider or store that cannot answer ends the watch too, as `check_failed`,
+ * which callers report as "try again later" (WebSocket 1013), not as a policy violation: the
+ * client reconnects, which is cheap (SSE resumes with `Last-Event-ID`).
  */
 import type { Principal } from "../identity/principal.ts";
 import { subjectOf } from "../identity/principal.ts";
@@ -18,7 +19,10 @@ import { mayPerform } from "../rbac/session-access.ts";
 import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { SessionStore } from "../sessions/types.ts";
 
-/** Why a watcher was cut: its credentials no longer authenticate it, it lost its role, or a check failed. */
+/**
+ * Why a watcher was cut: its credentials no longer authenticate it, it lost its role, or the check
+ * could not be made (identity provider or store unavailable: transient, the client should retry).
+ */
 export type WatchEndReason = "unauthenticated" | "not_a_participant" | "check_failed";
 
 /** Options of `guardWatcher`. */
@@ -78,12 +82,13 @@ export function guardWatcher(opts: WatchGuardOptions): WatchGuard {
 
   const once = async (): Promise<boolean> => {
     let principal: Principal | null = null;
+    let unavailable = false;
     try {
       principal = await opts.reauthenticate();
-    } catch {
-      principal = null;
+    } catch (err) {
+      unavailable = (err as { status?: unknown })?.status === 503;
     }
-    const reason = await mayStillWatch(opts.sessions, opts.project, opts.session, opts.userId, principal);
+    const reason = unavailable ? "check_failed" : await mayStillWatch(opts.sessions, opts.project, opts.session, opts.userId, principal);
     if (reason === undefined || stopped) return !stopped;
     stop();
     opts.onEnd(reason);

@@ -69,6 +69,8 @@ describe("user JWTs from the cluster's service-account issuer (discovery)", () =
       const logged = /"reason":"openid-configuration answered HTTP 500".*oidc discovery failed/;
       for (let end = Date.now() + 5000; !logged.test(gw.log()) && Date.now() < end; ) await Bun.sleep(20);
       expect(gw.log()).toMatch(logged);
+      // …and so does the request that got the 503, once (rate-limited), with the cause.
+      expect(gw.log()).toMatch(/"code":"identity_unavailable","reason":"openid-configuration answered HTTP 500".*dependency unavailable/);
     } finally {
       api.clearFaults();
     }

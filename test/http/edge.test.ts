@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { jsonTooDeep, parseClientJson } from "../../src/http/body.ts";
 import { decodablePath } from "../../src/http/app.ts";
 import { TurnkeyError } from "../../src/errors.ts";
+import { unavailableLogger, UNAVAILABLE_LOG_INTERVAL_MS } from "../../src/http/errors.ts";
 
 describe("jsonTooDeep (max 3)", () => {
   test.each([
@@ -37,5 +38,26 @@ describe("decodablePath", () => {
     ["http://h:8080/", true],
   ])("%s → %p", (url, want) => {
     expect(decodablePath(url)).toBe(want);
+  });
+});
+
+describe("unavailableLogger", () => {
+  test("logs a 503 with its cause at most once per interval per code; ignores other errors", () => {
+    const lines: object[] = [];
+    let now = 0;
+    const log = unavailableLogger({ warn: (o) => void lines.push(o) }, () => now);
+    const down = Object.defineProperty(new TurnkeyError(503, "identity_unavailable", "identity provider unavailable"), "cause", { value: new Error("connect ECONNREFUSED") });
+    log(down);
+    log(down);
+    log(new TurnkeyError(503, "store_unavailable", "store unavailable"));
+    log(new TurnkeyError(401, "invalid_token", "bad token"));
+    log(new Error("boom"));
+    now = UNAVAILABLE_LOG_INTERVAL_MS;
+    log(down);
+    expect(lines).toEqual([
+      { code: "identity_unavailable", reason: "connect ECONNREFUSED" },
+      { code: "store_unavailable", reason: "store unavailable" },
+      { code: "identity_unavailable", reason: "connect ECONNREFUSED" },
+    ]);
   });
 });

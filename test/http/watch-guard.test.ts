@@ -98,6 +98,28 @@ describe("guardWatcher", () => {
     expect(ended).toEqual(["not_a_participant"]);
   });
 
+  test.each([
+    ["the identity provider is unavailable (503)", Object.assign(new Error("down"), { status: 503 }), "check_failed"],
+    ["the token no longer verifies (401)", Object.assign(new Error("bad"), { status: 401 }), "unauthenticated"],
+  ] as const)("re-authentication fails because %s → %s", async (_n, err, want) => {
+    const ended: WatchEndReason[] = [];
+    const g = guardWatcher({
+      bus: new SessionEventBus(),
+      sessions: { roleOf: async () => "owner" },
+      project: "p",
+      session: "s",
+      userId: "alice",
+      recheckMs: 60_000,
+      sinceVersion: 0,
+      reauthenticate: async () => {
+        throw err;
+      },
+      onEnd: (r) => ended.push(r),
+    });
+    expect(await g.check()).toBe(false);
+    expect(ended).toEqual([want]);
+  });
+
   test("the periodic check runs every recheckMs; stop() ends it", async () => {
     const bus = new SessionEventBus();
     const role = { now: "edit" as SessionRole };

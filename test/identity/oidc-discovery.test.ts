@@ -9,6 +9,7 @@ import { discoverIssuer, discoveryUrl, isLoopbackHttp, memoiseDiscovery } from "
 import { JwtAuthenticator } from "../../src/identity/jwt.ts";
 import { defaultConfig } from "../../src/config.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { openWs } from "../helpers/streams.ts";
 import { errorOf, nowSec, sign } from "./helpers.ts";
 
 describe("discoveryUrl (OIDC Discovery §4)", () => {
@@ -153,6 +154,9 @@ describe("the gateway with TURNKEY_OIDC_DISCOVERY=issuer", () => {
     const auth = { token: await idp.token() };
     const create = () => gw.api("POST", "/api/projects/demo/agentic-sessions", { ...auth, body: { name: "s1" } });
     expect(await create()).toMatchObject({ status: 503, body: { code: "identity_unavailable" } });
+    // A WebSocket is told to try again later (1013), not that it is forbidden (1008).
+    const early = await openWs(`${gw.url}/api/projects/demo/agentic-sessions/s1/agui/ws`, { token: auth.token });
+    expect((await early.closed).code).toBe(1013);
     idp.state.mode = "ok";
     expect(await create()).toMatchObject({ status: 201, body: { ownerId: "erin", ownerName: "Erin" } });
     const hits = idp.state.docHits;

@@ -6,7 +6,8 @@
  *   `resumeAfter` for IDs that are not usable). The replay is at most the log's byte bound.
  *   The watcher is re-checked (src/http/watch-guard.ts) on membership changes and every
  *   `TURNKEY_WATCH_RECHECK_MS`; once it may no longer watch (removed, token expired), the stream
- *   gets a final `: access revoked` comment and ends. A client that does not read gets at most
+ *   gets a final `: access revoked` comment and ends (`: access could not be re-checked, reconnect`
+ *   when the identity provider or store could not answer). A client that does not read gets at most
  *   the replay plus `WATCHER_LIVE_MAX_QUEUED_BYTES` (2 MiB) queued, then `RUN_ERROR
  *   client_too_slow` and the end of the stream (src/http/sse.ts).
  *   Watchers are admitted up to `TURNKEY_MAX_WATCHERS` (gateway) and
@@ -161,9 +162,9 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
           recheckMs: deps.config.watchRecheckMs,
           sinceVersion,
           reauthenticate: () => deps.authenticator.authenticate({ headers: request.headers, ...(remoteAddress ? { remoteAddress } : {}) }),
-          onEnd: () => {
+          onEnd: (reason) => {
             unsubscribe();
-            channel.sendRaw(utf8.encode(": access revoked\n\n"));
+            channel.sendRaw(utf8.encode(reason === "check_failed" ? ": access could not be re-checked, reconnect\n\n" : ": access revoked\n\n"));
             channel.close();
           },
         });

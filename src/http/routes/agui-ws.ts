@@ -46,6 +46,7 @@ import type { AppDeps } from "../context.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
 import { Value } from "@sinclair/typebox/value";
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../body.ts";
+import { unavailableLogger } from "../errors.ts";
 import { CLIENT_TOO_SLOW, DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
 import { TurnAbort } from "../../runner/types.ts";
 import { guardWatcher, watcherSlotsFor, type WatchGuard } from "../watch-guard.ts";
@@ -172,26 +173,40 @@ export function sendBounded(ws: BoundedSocket, data: string, maxBufferedBytes = 
 }
 
 /**
- * Close a connection whose user may no longer watch, with 1008. Its turns are detached first, so
- * closing does not abort them (see the module doc).
+ * Close a connection whose user may no longer watch, with 1008 (or `code`, e.g. 1013 when access
+ * could not be re-checked). Its turns are detached first, so closing does not abort them (see the
+ * module doc).
  */
-function revoke(ws: { close(code: number, reason: string): void }, conn: Conn, reason: string): void {
+function revoke(ws: { close(code: number, reason: string): void }, conn: Conn, reason: string, code = 1008): void {
   conn.runs.clear();
-  ws.close(1008, reason);
+  ws.close(code, reason);
 }
 
 /** The WebSocket live view as an Elysia plugin (see the module doc). */
 export const aguiWsRoutes = (deps: AppDeps) => {
   const conns = new Map<string, Conn>();
 
+  /** The user, or null when not authenticated; throws only a 503 (identity provider unavailable). */
   const authenticateWs = async (request: Request): Promise<Extract<Principal, { kind: "user" }> | null> => {
     const { authorization } = wsBearer(request.headers);
     if (!authorization) return null;
     try {
       const p = await deps.authenticator.authenticate({ headers: new Headers({ authorization }) });
       return p?.kind === "user" ? p : null;
-    } catch {
+    } catch (err) {
+      if (err instanceof TurnkeyError && err.status === 503) throw err;
       return null;
+    }
+  };
+  const logUnavailable = unavailableLogger(deps.logger);
+  /** `authenticateWs`, closing with 1013 "try again later" when the identity provider is unavailable (not 1008: the client should retry). */
+  const authenticateOr1013 = async (ws: { close(code: number, reason: string): void }, request: Request) => {
+    try {
+      return await authenticateWs(request);
+    } catch (err) {
+      logUnavailable(err);
+      ws.close(1013, "identity provider unavailable, try again later");
+      return undefined;
     }
   };
 
@@ -218,7 +233,8 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       }
       conn.ready = (async () => {
         const sinceVersion = deps.bus.membershipVersion(project, session);
-        const user = await authenticateWs(ws.data.request);
+        const user = await authenticateOr1013(ws, ws.data.request);
+        if (user === undefined) return false;
         if (!user) return fail1008(ws, "authentication failed");
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
         if (!mayPerform(role, "watch")) return fail1008(ws, "not a participant of this session");
@@ -245,7 +261,8 @@ export const aguiWsRoutes = (deps: AppDeps) => {
           recheckMs: deps.config.watchRecheckMs,
           sinceVersion,
           reauthenticate: () => authenticateWs(ws.data.request),
-          onEnd: () => revoke(ws, conn, "no longer allowed to watch this session"),
+          onEnd: (reason) =>
+            reason === "check_failed" ? revoke(ws, conn, "could not re-check access, try again later", 1013) : revoke(ws, conn, "no longer allowed to watch this session"),
         });
         return true;
       })();
@@ -265,7 +282,12 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       const invalid = Value.Errors(RunAgentInputBody, msg.input).First();
       if (invalid) return fail(new TurnkeyError(400, "validation_failed", `invalid RunAgentInput: ${invalid.path || "input"}: ${invalid.message}`));
       // Re-authenticate and re-authorise for every turn: tokens expire, collaborators are removed.
-      const user = await authenticateWs(ws.data.request);
+      let user: Extract<Principal, { kind: "user" }> | null;
+      try {
+        user = await authenticateWs(ws.data.request);
+      } catch (err) {
+        return fail(err); // identity provider unavailable: an error frame, the socket stays
+      }
       if (!user) return revoke(ws, conn, "authentication failed");
       try {
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user));
