@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, chownSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdtempSync, chownSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig, parseRunnerUids } from "../../src/config.ts";
@@ -122,9 +122,19 @@ describe.skipIf(!isRoot)("as root", () => {
 
   test("killUidProcesses kills every process of the uid, in whatever session; removeUidLeftovers removes only its files", async () => {
     const p = spawn("setsid", ["sleep", "300"], { uid: UID + 1, gid: UID + 1, detached: true, stdio: "ignore" });
+    // `setsid` forks when it is a group leader and its parent half exits: wait until only `sleep`
+    // is left (a /proc scan racing that exit can see nobody for a moment).
+    const onlySleep = () => {
+      const pids = uidProcesses(UID + 1) ?? [];
+      try {
+        return pids.length === 1 && readFileSync(`/proc/${pids[0]}/comm`, "utf8").trim() === "sleep";
+      } catch {
+        return false; // exited between the scan and the read
+      }
+    };
     const until = Date.now() + 5000;
-    while ((uidProcesses(UID + 1) ?? []).length === 0 && Date.now() < until) await Bun.sleep(10);
-    expect(uidProcesses(UID + 1)).toHaveLength(1);
+    while (!onlySleep() && Date.now() < until) await Bun.sleep(10);
+    expect(onlySleep()).toBe(true);
     expect(await killUidProcesses(UID + 1)).toBe(true);
     expect(uidProcesses(UID + 1)).toEqual([]);
     p.unref();
