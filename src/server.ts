@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from "node:fs";
 import type { Config } from "./config.ts";
-import { publicBaseUrl, redactConfig } from "./config.ts";
+import { dataPath, publicBaseUrl, redactConfig } from "./config.ts";
 import { createApp } from "./http/app.ts";
 import type { AppDeps } from "./http/context.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -26,6 +26,7 @@ import { SessionEventBus } from "./sessions/event-bus.ts";
 import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { createTurnExecutor } from "./runner/select.ts";
+import { TurnJournal } from "./runner/turn-journal.ts";
 import { openRunnerUidPool } from "./runner/runner-uids.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 import type { JWTVerifyGetKey } from "jose";
@@ -165,7 +166,10 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     logger.warn({ errName: (err as Error)?.name }, "could not write the session event log"),
   );
   let boundPort = cfg.port;
-  const executor = opts.executor ?? createTurnExecutor(cfg, logger, await runnerUidPool(cfg, logger));
+  // Spawned turns are journalled; what a killed gateway left behind is cleaned up before any turn runs.
+  const journal = cfg.runnerUrl ? undefined : new TurnJournal(dataPath(cfg, "live-turns"));
+  await journal?.recover(logger);
+  const executor = opts.executor ?? createTurnExecutor(cfg, logger, await runnerUidPool(cfg, logger), journal);
   const turns = new TurnService({
     sessions: stores.sessions,
     credentials: stores.credentials,

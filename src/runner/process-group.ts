@@ -64,7 +64,7 @@ export function signalProcessGroup(pgid: number, signal: NodeJS.Signals | 0): bo
  * PIDs of the processes whose `/proc/<pid>/<file>` text satisfies `match` (Linux). Processes
  * that exit during the scan are skipped. Returns null where `/proc` cannot be read.
  */
-export function scanProcesses(file: "stat" | "status", match: (text: string) => boolean): number[] | null {
+export function scanProcesses(file: "stat" | "status" | "environ", match: (text: string) => boolean): number[] | null {
   let entries: string[];
   try {
     entries = readdirSync("/proc");

@@ -11,13 +11,15 @@ import { RemoteRunnerProxy } from "./remote.ts";
 import type { RunnerUidPool } from "./runner-uids.ts";
 import { LocalRunnerSupervisor, type SupervisorLogger } from "./supervisor.ts";
 import type { TurnExecutor } from "./types.ts";
+import type { TurnJournal } from "./turn-journal.ts";
 
 /**
  * Build the executor the configuration asks for. `runnerUids` (from `openRunnerUidPool`) makes
- * spawned runners run under per-turn uids; the remote proxy spawns nothing and ignores it.
+ * spawned runners run under per-turn uids; `journal` records spawned turns for crash recovery
+ * (turn-journal.ts). The remote proxy spawns nothing and ignores both.
  * @throws ConfigError for an unusable runner URL template, an empty command or a bad host entry.
  */
-export function createTurnExecutor(cfg: Config, logger: SupervisorLogger, runnerUids?: RunnerUidPool): TurnExecutor {
+export function createTurnExecutor(cfg: Config, logger: SupervisorLogger, runnerUids?: RunnerUidPool, journal?: TurnJournal): TurnExecutor {
   if (cfg.runnerUrl) {
     return new RemoteRunnerProxy({
       urlTemplate: cfg.runnerUrl,
@@ -34,6 +36,7 @@ export function createTurnExecutor(cfg: Config, logger: SupervisorLogger, runner
     turnsRoot: cfg.turnsDir ?? dataPath(cfg, "turns"),
     logger,
     runnerUids: runnerUids ?? null,
+    journal: journal ?? null,
   };
   if (cfg.runnerProtocol === "http") {
     return new HttpRunnerSupervisor({ ...local, ...(cfg.runnerSessionTokenFile ? { sessionTokenFile: cfg.runnerSessionTokenFile } : {}) });

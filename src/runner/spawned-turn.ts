@@ -14,9 +14,10 @@ import type { SecretScrubber } from "./scrub.ts";
 import type { LocalRunnerOptions, SupervisorLogger } from "./supervisor.ts";
 import { createTurnDir, giveTurnDir, removeTurnDir, writeTurnFiles, type RunnerIdentity } from "./turn-dir.ts";
 import { killUidProcesses, removeUidLeftovers } from "./uid-processes.ts";
+import type { TurnJournal } from "./turn-journal.ts";
 
 /** The options both spawning supervisors take (see `LocalRunnerOptions` for each field). */
-export type SpawnedTurnOptions = Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "baseEnv" | "runnerUids">;
+export type SpawnedTurnOptions = Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "baseEnv" | "runnerUids" | "journal">;
 
 /**
  * Check the common options and copy them, defaults filled in (`passthrough` none, `baseEnv`
@@ -37,6 +38,7 @@ export function spawnedTurnOptions(opts: SpawnedTurnOptions): Required<SpawnedTu
     turnsRoot: opts.turnsRoot,
     baseEnv: opts.baseEnv ?? process.env,
     runnerUids: opts.runnerUids ?? null,
+    journal: opts.journal ?? null,
   };
 }
 
@@ -55,12 +57,15 @@ export function spawnedTurnOptions(opts: SpawnedTurnOptions): Required<SpawnedTu
 export class SpawnedTurn {
   readonly #root: string;
   readonly #pool: RunnerUidPool | null;
+  readonly #journal: TurnJournal | null;
   #runAs: RunnerIdentity | undefined;
   #dir: string | undefined;
+  #journalId: string | undefined;
 
-  constructor(o: { turnsRoot: string; runnerUids: RunnerUidPool | null }) {
+  constructor(o: { turnsRoot: string; runnerUids: RunnerUidPool | null; journal?: TurnJournal | null }) {
     this.#root = o.turnsRoot;
     this.#pool = o.runnerUids;
+    this.#journal = o.journal ?? null;
   }
 
   /** The runner's uid:gid (spread it into the spawn options); undefined = the gateway's own. */
@@ -83,9 +88,14 @@ export class SpawnedTurn {
     return this.#runAs !== undefined;
   }
 
-  /** Create the turn directory (root 0711 with a uid pool, else 0700). @throws as `createTurnDir`. */
+  /**
+   * Create the turn directory (root 0711 with a uid pool, else 0700) and journal the turn, so a
+   * gateway crash is cleaned up at the next start (turn-journal.ts).
+   * @throws as `createTurnDir`, or the journal's fs error.
+   */
   async makeDir(): Promise<string> {
     this.#dir = await createTurnDir(this.#root, { traversable: this.#pool !== null });
+    this.#journalId = this.#journal?.record({ turnDir: this.#dir, ...(this.#runAs ? { uid: this.#runAs.uid } : {}) });
     return this.#dir;
   }
 
@@ -101,9 +111,10 @@ export class SpawnedTurn {
     return this.#runAs && this.#dir ? { ...base, TMPDIR: this.#dir } : base;
   }
 
-  /** `tearDownSpawnedTurn` for this turn's directory and uid. Never rejects. */
-  tearDown(t: Omit<SpawnedTurnTeardown, "turnDir" | "runAs" | "runnerUids">): Promise<void> {
-    return tearDownSpawnedTurn({ ...t, ...(this.#dir ? { turnDir: this.#dir } : {}), ...(this.#runAs && this.#pool ? { runAs: this.#runAs, runnerUids: this.#pool } : {}) });
+  /** `tearDownSpawnedTurn` for this turn's directory and uid, then the journal entry goes. Never rejects. */
+  async tearDown(t: Omit<SpawnedTurnTeardown, "turnDir" | "runAs" | "runnerUids">): Promise<void> {
+    await tearDownSpawnedTurn({ ...t, ...(this.#dir ? { turnDir: this.#dir } : {}), ...(this.#runAs && this.#pool ? { runAs: this.#runAs, runnerUids: this.#pool } : {}) });
+    if (this.#journalId) this.#journal?.remove(this.#journalId);
   }
 }
 

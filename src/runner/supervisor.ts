@@ -20,6 +20,7 @@ import { NO_FREE_RUNNER_UID, type RunnerIdentity, type RunnerUidPool } from "./r
 import { spawnProcessGroup } from "./process-group.ts";
 import { RunStream } from "./run-stream.ts";
 import { SecretScrubber } from "./scrub.ts";
+import type { TurnJournal } from "./turn-journal.ts";
 
 /** Minimal pino-compatible logger. */
 export interface SupervisorLogger {
@@ -44,6 +45,8 @@ export interface LocalRunnerOptions {
   turnsRoot: string;
   /** Per-turn runner uids (config `runnerUids`, see runner-uids.ts); unset = runners run as the gateway's user. */
   runnerUids?: RunnerUidPool | null;
+  /** Where live turns are journalled for crash recovery (turn-journal.ts); unset = not journalled. */
+  journal?: TurnJournal | null;
   logger?: SupervisorLogger;
   /** Where allowlisted/passthrough variables are read from; default `process.env`. */
   baseEnv?: Record<string, string | undefined>;

@@ -25,6 +25,8 @@ export interface GatewayProcess {
    * @returns the exit code (null when it had to be killed).
    */
   stop(graceMs?: number): Promise<number | null>;
+  /** SIGKILL the gateway (a crash: no teardown runs) and wait for it to exit; its data dir stays. */
+  crash(): Promise<void>;
 }
 
 /**
@@ -96,6 +98,10 @@ export async function startGatewayProcess(env: Record<string, string>, opts: { s
       }
       rmSync(dataDir, { recursive: true, force: true });
       return done ? proc.exitCode : null;
+    },
+    async crash() {
+      proc.kill("SIGKILL");
+      await proc.exited;
     },
   };
 }
