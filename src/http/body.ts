@@ -8,29 +8,7 @@
  * the stack and stalls the event loop (found by a break-it review).
  */
 import { badRequest, TurnkeyError } from "../errors.ts";
-
-/** Deepest accepted nesting of JSON arrays and objects in a request body or WebSocket message. */
-export const MAX_JSON_DEPTH = 100;
-
-/**
- * True when the JSON text nests arrays/objects deeper than `max` (brackets inside strings do not
- * count). Linear in the text, no allocation; malformed text is left to `JSON.parse`.
- */
-export function jsonTooDeep(text: string, max = MAX_JSON_DEPTH): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x5b || c === 0x7b) {
-      if (++depth > max) return true;
-    } else if (c === 0x5d || c === 0x7d) depth--;
-  }
-  return false;
-}
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../json.ts";
 
 /**
  * Parse JSON text from a client, refusing excessive nesting first.

@@ -6,6 +6,7 @@
  * spans several `data:` lines is not supported: each line must carry a whole event.
  */
 import type { BaseEvent } from "@ag-ui/core";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../json.ts";
 import { EventSchemas } from "@ag-ui/core/schemas";
 
 /** Longest stdout line accepted, in bytes (1 MiB); longer lines are dropped with a warning. */
@@ -104,6 +105,7 @@ export function parseEventLine(line: string): ParsedLine {
     text = text.slice(5).trim();
     if (text === "") return { kind: "skip" };
   }
+  if (jsonTooDeep(text)) return { kind: "invalid", reason: `JSON nested deeper than ${MAX_JSON_DEPTH} levels` };
   let value: unknown;
   try {
     value = JSON.parse(text);

@@ -234,6 +234,16 @@ export class LocalRunnerSupervisor implements TurnExecutor {
 
       // stdout: complete lines → validated event → scrubbed → stream shape guard.
       const onLine = (line: string, truncated: boolean) => {
+        try {
+          handleLine(line, truncated);
+        } catch (err) {
+          // Never let runner output throw out of a stream callback: that would crash the gateway
+          // and every other user's turn with it. This turn ends instead.
+          log.error({ ...meta, err: scrubber.scrub(String(err)).slice(0, 200) }, "runner output could not be processed");
+          end({ status: "error", message: "Runner output could not be processed" });
+        }
+      };
+      const handleLine = (line: string, truncated: boolean) => {
         if (settled) return;
         if (truncated) {
           log.warn({ ...meta, maxBytes: o.maxLineBytes }, "dropped runner output line over the size limit");

@@ -7,7 +7,10 @@
  * One file per live turn in `<dataDir>/live-turns/` (0700 directory, 0600 files, the gateway's
  * own): `{turnDir, uid?}`, written right after the turn directory is made and removed once its
  * teardown ended. `recover()` at start, before any turn runs, undoes every entry left behind:
- * - with a pooled runner uid: SIGKILL every process of that uid (`killUidProcesses`);
+ * - with a pooled runner uid: SIGKILL every process of that uid (`killUidProcesses`) and remove
+ *   its files in the shared temp dirs (`removeUidLeftovers`), as teardown does: the next turn
+ *   with that uid, maybe another user's, must not find the previous sender's token in `/tmp`
+ *   (found by a second break-it review);
  * - without: SIGKILL every process whose environment names that turn's git config
  *   (`GIT_CONFIG_GLOBAL=<turnDir>/gitconfig`, unique per turn: the directory name is random),
  *   repeated until none is left (a runner that rewrites its own environment escapes this: the
@@ -19,7 +22,7 @@ import { basename, join } from "node:path";
 import { TURN_FILES } from "../credentials/turn-environment.ts";
 import { scanProcesses } from "./process-group.ts";
 import { removeTurnDir } from "./turn-dir.ts";
-import { killUidProcesses } from "./uid-processes.ts";
+import { killUidProcesses, removeUidLeftovers } from "./uid-processes.ts";
 import { waitUntil } from "./wait.ts";
 
 /** What the journal keeps about a live turn. */
@@ -92,6 +95,7 @@ export class TurnJournal {
         const killed = entry.uid !== undefined ? await killUidProcesses(entry.uid) : await killMarked(turnMarker(entry.turnDir));
         if (!killed) throw new Error("processes of the turn are still alive");
         await removeTurnDir(entry.turnDir);
+        if (entry.uid !== undefined) await removeUidLeftovers(entry.uid);
         rmSync(file, { force: true });
         recovered++;
       } catch (err) {

@@ -1,6 +1,7 @@
 /** Pure edge checks: JSON nesting (src/http/body.ts) and path percent-encoding (src/http/app.ts). */
 import { describe, expect, test } from "bun:test";
-import { jsonTooDeep, parseClientJson } from "../../src/http/body.ts";
+import { parseClientJson } from "../../src/http/body.ts";
+import { jsonTooDeep } from "../../src/json.ts";
 import { decodablePath } from "../../src/http/app.ts";
 import { TurnkeyError } from "../../src/errors.ts";
 import { unavailableLogger, UNAVAILABLE_LOG_INTERVAL_MS } from "../../src/http/errors.ts";

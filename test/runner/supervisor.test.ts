@@ -99,6 +99,15 @@ describe("LocalRunnerSupervisor: streaming and scrubbing", () => {
     noSecrets(logs);
   });
 
+  test("a line of JSON nested 200 000 deep is dropped as invalid; the gateway (this process) survives and the turn goes on", async () => {
+    const { sup, logs } = supervisor(turnsRoot, "script");
+    const deep = `{"type":"CUSTOM","name":"deep","value":${"[".repeat(200_000)}${"]".repeat(200_000)}}`;
+    const lines = [deep, `{"type":"RUN_FINISHED","threadId":"{threadId}","runId":"{runId}"}`];
+    const r = await runTurn(sup, makeContext({}, { fixture: { lines } }));
+    expect(r.types).toEqual(["RUN_STARTED", "RUN_FINISHED"]);
+    expect(logs.filter((l) => l.msg === "dropped invalid runner output line").map((l) => l.obj.reason)).toEqual(["JSON nested deeper than 100 levels"]);
+  });
+
   test("a runner's own RUN_ERROR ends the turn as error with its (scrubbed) message", async () => {
     const { sup } = supervisor(turnsRoot, "script");
     const lines = [`{"type":"RUN_STARTED","threadId":"x","runId":"y"}`, `{"type":"RUN_ERROR","message":"bad ${SECRETS.github}","code":"x"}`];

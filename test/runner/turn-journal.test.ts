@@ -84,3 +84,20 @@ describe("TurnJournal", () => {
     expect(await new TurnJournal(join(root, "none")).recover(quiet)).toBe(0);
   });
 });
+
+describe.skipIf(process.getuid?.() !== 0)("TurnJournal with a pooled runner uid (root)", () => {
+  const UID = 270_000 + (process.pid % 5_000); // [270000, 275000): disjoint from the other suites' bands
+  test("recover sweeps the uid's processes and its files in the shared temp dirs, as teardown does", async () => {
+    const turnDir = join(root, "turns", "turn-uid001");
+    mkdirSync(turnDir, { recursive: true });
+    const stash = join(tmpdir(), `turnkey-journal-stash-${UID}`);
+    const p = spawn("/bin/sh", ["-c", `echo ghp_previous_sender > ${stash}; exec sleep 300`], { uid: UID, gid: UID, detached: true, stdio: "ignore" });
+    p.unref();
+    for (let end = Date.now() + 5000; !existsSync(stash) && Date.now() < end; ) await Bun.sleep(10);
+    expect(existsSync(stash)).toBe(true);
+    const j = new TurnJournal(join(root, "live-turns"));
+    j.record({ turnDir, uid: UID });
+    expect(await j.recover(quiet)).toBe(1);
+    expect([alive(p.pid!), existsSync(stash), existsSync(turnDir)]).toEqual([false, false, false]);
+  });
+});

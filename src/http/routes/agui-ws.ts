@@ -45,7 +45,7 @@ import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
 import { Value } from "@sinclair/typebox/value";
-import { jsonTooDeep, MAX_JSON_DEPTH } from "../body.ts";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../../json.ts";
 import { unavailableLogger } from "../errors.ts";
 import { CLIENT_TOO_SLOW, DEFAULT_SSE_MAX_QUEUED_BYTES } from "../sse.ts";
 import { TurnAbort } from "../../runner/types.ts";
