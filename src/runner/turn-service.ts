@@ -18,7 +18,7 @@ import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
 import { waitUntil } from "./wait.ts";
-import { SenderLedger, type LedgerMessage } from "../sessions/sender-ledger.ts";
+import { SenderLedger, withoutSenderFields, type LedgerMessage } from "../sessions/sender-ledger.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
@@ -105,7 +105,6 @@ export class TurnService {
     }
     if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
 
-    input = { ...input, messages: this.#senders.stamp(project, session, input.messages, { senderId: sender.userId, senderDisplayName: sender.userName }) };
     const startedAt = Date.now();
     const deadline = startedAt + d.turnTimeoutMs;
     const runId = input.runId;
@@ -113,6 +112,8 @@ export class TurnService {
     const pending: ActiveRun = { project, session, runId, threadId: input.threadId, userId: sender.userId, userName: sender.userName, startedAt, deadline, tokenId: "" };
     await this.#awaitFinishing(project, session);
     d.activeRuns.begin(pending);
+    // Stamped once the run is registered, so refused runs (409, 429) leave nothing in the ledger.
+    input = { ...input, messages: this.#senders.stamp(project, session, input.messages, { senderId: sender.userId, senderDisplayName: sender.userName }) };
     let minted: { token: string; tokenId: string };
     try {
       minted = await d.turnTokens.mint({ userId: sender.userId, project, session, runId, deadline });
@@ -192,6 +193,12 @@ export class TurnService {
     let snapshotSent = false;
     const publish: TurnEmit = (e, raw) => {
       if (!finishing && (e.type === EventType.RUN_FINISHED || e.type === EventType.RUN_ERROR)) finishing = this.#markFinishing(run, teardown);
+      // Only the gateway says who sent a message: a runner's snapshot loses sender fields (and
+      // its raw bytes, which still hold them).
+      if (e.type === EventType.MESSAGES_SNAPSHOT) {
+        const stripped = withoutSenderFields((e as unknown as { messages?: LedgerMessage[] }).messages ?? []);
+        if (stripped) return deliver({ ...e, messages: stripped } as BaseEvent);
+      }
       deliver(e, raw);
       if (!snapshotSent && e.type === EventType.RUN_STARTED) {
         snapshotSent = true;

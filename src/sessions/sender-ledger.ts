@@ -13,8 +13,11 @@
  * - any other message (assistant, tool, system…) loses client-supplied `senderId` /
  *   `senderDisplayName`.
  * Bounded: `maxPerSession` entries per session and `maxSessions` sessions, least recently used
- * dropped first. After a restart the ledger is seeded from the session's stored events (the
- * `MESSAGES_SNAPSHOT`s the gateway emitted), so history keeps its senders as far as retention goes.
+ * dropped first. After a restart (or eviction) the ledger is seeded from the session's stored
+ * events (the `MESSAGES_SNAPSHOT`s the gateway emitted), so history keeps its senders as far as
+ * retention goes. That is sound only because a runner's own MESSAGES_SNAPSHOT never carries sender
+ * fields: `withoutSenderFields` strips them before anyone sees or stores the event (a second
+ * break-it review had a runner plant a snapshot naming the owner, which the seed then trusted).
  */
 import { createHash } from "node:crypto";
 
@@ -43,6 +46,19 @@ export interface SenderLedgerOptions {
 }
 
 const contentKey = (m: LedgerMessage) => `${m.id}\0${createHash("sha256").update(JSON.stringify([m.role, m.content ?? null])).digest("base64url")}`;
+
+/**
+ * `messages` with `metadata.senderId` / `metadata.senderDisplayName` removed, or `undefined` when
+ * none had them (the caller keeps the original event and its raw bytes).
+ */
+export function withoutSenderFields<M extends LedgerMessage>(messages: readonly M[]): M[] | undefined {
+  if (!messages.some((m) => m.metadata && ("senderId" in m.metadata || "senderDisplayName" in m.metadata))) return undefined;
+  return messages.map((m) => {
+    if (!m.metadata) return m;
+    const { senderId: _id, senderDisplayName: _name, ...rest } = m.metadata;
+    return { ...m, metadata: rest };
+  });
+}
 
 /** The per-session sender ledger (module doc). */
 export class SenderLedger {
