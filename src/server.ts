@@ -123,10 +123,10 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
 
   // Checked before anything is opened: a refused configuration leaves nothing behind.
   const forwarded = cfg.trustedProxies.length ? new ForwardedHeadersAuthenticator(cfg.trustedProxies) : undefined;
-  if (forwarded?.trustsLoopback && runnersShareLoopback(cfg))
+  if (forwarded?.trustsLocalPeers() && runnersShareLoopback(cfg))
     throw new ConfigError(
       "TURNKEY_TRUSTED_PROXIES",
-      "trusts loopback, but runners on this host reach the gateway over loopback too and could then act as any user with X-Forwarded-User; trust only the proxy's own address, or run runners on another host (TURNKEY_RUNNER_URL)",
+      "trusts an address of this host (loopback or an interface address), but runners on this host can connect from those too and could then act as any user with X-Forwarded-User; trust only a proxy on another host, or run runners on another host (TURNKEY_RUNNER_URL)",
     );
   const stores = await openStores(cfg, logger);
   const turnTokens = await TurnTokenIssuer.open(cfg);

@@ -6,6 +6,7 @@
  * else they are ignored here and stripped by the HTTP layer (`FORWARDED_IDENTITY_HEADERS`).
  */
 import { BlockList, isIP } from "node:net";
+import { networkInterfaces } from "node:os";
 import { ConfigError } from "../errors.ts";
 import { sanitizeDisplayName, sanitizeUserId } from "../names.ts";
 import type { Authenticator, Principal } from "./principal.ts";
@@ -21,6 +22,14 @@ export const FORWARDED_IDENTITY_HEADERS: readonly string[] = [
 
 const ipFamily = (addr: string) => (isIP(addr) === 6 ? "ipv6" : "ipv4");
 
+/** A dotted IPv4 address as an unsigned 32-bit integer. */
+const ipv4ToInt = (addr: string) => addr.split(".").reduce((n, octet) => ((n << 8) | Number(octet)) >>> 0, 0);
+
+/** This host's interface addresses (IPv4 and IPv6, loopback included), scope suffixes removed. */
+export function hostAddresses(): string[] {
+  return Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address.replace(/%.*$/, "")));
+}
+
 /**
  * Trusts forwarded identity headers from a fixed set of peers.
  * @example
@@ -30,6 +39,8 @@ const ipFamily = (addr: string) => (isIP(addr) === 6 ? "ipv6" : "ipv4");
 export class ForwardedHeadersAuthenticator implements Authenticator {
   #trusted = new BlockList();
   #count = 0;
+  /** The IPv4 entries (IPv4-mapped IPv6 ones converted), for the loopback-overlap check. */
+  #v4: { addr: number; prefix: number }[] = [];
 
   /**
    * @param trustedProxies `Config.trustedProxies`: IPv4/IPv6 addresses or CIDR ranges.
@@ -46,6 +57,9 @@ export class ForwardedHeadersAuthenticator implements Authenticator {
       if (prefix === undefined) this.#trusted.addAddress(addr, ipFamily(addr));
       else this.#trusted.addSubnet(addr, prefix, ipFamily(addr));
       this.#count++;
+      const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr)?.[1];
+      if (family === 4) this.#v4.push({ addr: ipv4ToInt(addr), prefix: prefix ?? 32 });
+      else if (mapped && (prefix ?? 128) >= 96) this.#v4.push({ addr: ipv4ToInt(mapped), prefix: (prefix ?? 128) - 96 });
     }
   }
 
@@ -57,9 +71,21 @@ export class ForwardedHeadersAuthenticator implements Authenticator {
     return this.#trusted.check(addr, ipFamily(addr));
   }
 
-  /** Whether loopback peers (127.0.0.1, ::1) are trusted. */
-  get trustsLoopback(): boolean {
-    return this.isTrusted("127.0.0.1") || this.isTrusted("::1");
+  /**
+   * Whether some trusted entry covers an address a process on this host can connect from: any of
+   * 127.0.0.0/8 (a local process can bind 127.0.0.2), `::1`, IPv4-mapped loopback, or one of
+   * `localAddresses` (the host's own interface addresses, which local connections may use as their
+   * source). Found by a second break-it review: checking 127.0.0.1 and ::1 alone let a runner come
+   * from 127.0.0.2.
+   */
+  trustsLocalPeers(localAddresses: readonly string[] = hostAddresses()): boolean {
+    const loopback = ipv4ToInt("127.0.0.0");
+    const overlaps8 = (e: { addr: number; prefix: number }) => {
+      const bits = Math.min(e.prefix, 8);
+      return bits === 0 || e.addr >>> (32 - bits) === loopback >>> (32 - bits);
+    };
+    if (this.#v4.some(overlaps8)) return true;
+    return ["::1", "::ffff:127.0.0.1", ...localAddresses].some((a) => this.isTrusted(a));
   }
 
   /**

@@ -88,9 +88,9 @@ export async function openSse(
  * offered as given (after `bearer.<protocolToken>` is, when set, and replacing it when both are).
  * The selected subprotocol is `ws.protocol`.
  */
-export async function openWs(url: string, opts: { token?: string; protocolToken?: string; protocols?: string[] }): Promise<Collector & { ws: WebSocket; closed: Promise<{ code: number; reason: string }>; send(v: unknown): void }> {
+export async function openWs(url: string, opts: { token?: string; protocolToken?: string; protocols?: string[]; headers?: Record<string, string> }): Promise<Collector & { ws: WebSocket; closed: Promise<{ code: number; reason: string }>; send(v: unknown): void }> {
   const init: Record<string, unknown> = {};
-  if (opts.token) init.headers = { authorization: `Bearer ${opts.token}` };
+  if (opts.token || opts.headers) init.headers = { ...opts.headers, ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
   if (opts.protocolToken) init.protocols = [`bearer.${opts.protocolToken}`];
   if (opts.protocols) init.protocols = opts.protocols;
   const ws = new WebSocket(url.replace(/^http/, "ws"), init as never);

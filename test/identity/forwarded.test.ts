@@ -1,8 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../../src/errors.ts";
-import { ForwardedHeadersAuthenticator } from "../../src/identity/forwarded.ts";
+import { ForwardedHeadersAuthenticator, hostAddresses } from "../../src/identity/forwarded.ts";
 import { runnersShareLoopback } from "../../src/server.ts";
 import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { openWs } from "../helpers/streams.ts";
 
 const fwd = new ForwardedHeadersAuthenticator(["127.0.0.1", "10.0.0.0/8", "fd00::/8"]);
 const h = (o: Record<string, string>) => new Headers(o);
@@ -39,13 +40,27 @@ describe("ForwardedHeadersAuthenticator", () => {
 describe("loopback trust (a runner on this host could pose as the proxy)", () => {
   test.each([
     [["127.0.0.1"], true],
+    [["127.0.0.2"], true], // any local process can bind 127.0.0.2
+    [["127.255.0.0/16"], true],
     [["127.0.0.0/8"], true],
+    [["64.0.0.0/2"], true], // covers 127/8
     [["::1"], true],
+    [["::ffff:127.0.0.9"], true],
+    [["::ffff:0:0/96"], true],
     [["0.0.0.0/0"], true],
-    [["10.0.0.5", "fd00::/8"], false],
+    [["::/0"], true],
+    [["192.0.2.2"], true], // this host's own address (given below)
+    [["192.0.2.0/24"], true],
+    [["10.0.0.5", "fd00::/8", "200.0.0.0/8"], false],
     [[], false],
-  ])("%p trusts loopback: %p", (entries, want) => {
-    expect(new ForwardedHeadersAuthenticator(entries).trustsLoopback).toBe(want);
+  ])("%p trusts a local peer: %p", (entries, want) => {
+    expect(new ForwardedHeadersAuthenticator(entries).trustsLocalPeers(["192.0.2.2", "fe80::1"])).toBe(want);
+  });
+
+  test("by default the host's own interface addresses count as local", () => {
+    const own = hostAddresses().find((a) => !a.startsWith("127.") && a !== "::1");
+    if (own) expect(new ForwardedHeadersAuthenticator([own]).trustsLocalPeers()).toBe(true);
+    expect(hostAddresses()).toContain("127.0.0.1");
   });
 
   test.each([
@@ -64,6 +79,7 @@ describe("the gateway and TURNKEY_TRUSTED_PROXIES", () => {
   test("loopback trust with runners on this host refuses to start", async () => {
     await expect(startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.1" })).rejects.toThrow(/TURNKEY_TRUSTED_PROXIES/);
     await expect(startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.1", TURNKEY_RUNNER_URL: "http://127.0.0.1:8001/" })).rejects.toThrow(/TURNKEY_TRUSTED_PROXIES/);
+    await expect(startGateway({ TURNKEY_TRUSTED_PROXIES: "127.0.0.2" })).rejects.toThrow(/TURNKEY_TRUSTED_PROXIES/);
   });
 
   test("with runners elsewhere, a loopback proxy's X-Forwarded-User is the caller; without trust the header is ignored", async () => {
@@ -75,6 +91,13 @@ describe("the gateway and TURNKEY_TRUSTED_PROXIES", () => {
       expect(ok.status).toBe(201);
       expect(await ok.json()).toMatchObject({ ownerId: "alice-example.com", ownerName: "Alice" });
       expect((await create(plain)).status).toBe(401);
+      // The WebSocket honours the trusted proxy too, and only it.
+      const path = "/api/projects/demo/agentic-sessions/s/agui/ws";
+      const fwd = { "x-forwarded-user": "alice@example.com" };
+      const viaProxy = await openWs(trusted.url + path, { headers: fwd });
+      expect(await Promise.race([viaProxy.closed.then(() => "closed"), Bun.sleep(500).then(() => "open")])).toBe("open");
+      viaProxy.close();
+      expect((await (await openWs(plain.url + path, { headers: fwd })).closed).code).toBe(1008);
     } finally {
       await trusted.stop();
       await plain.stop();

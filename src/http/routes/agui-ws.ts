@@ -41,6 +41,7 @@
 import { Elysia } from "elysia";
 import { TurnkeyError } from "../../errors.ts";
 import { subjectOf, type Principal } from "../../identity/principal.ts";
+import { FORWARDED_IDENTITY_HEADERS } from "../../identity/forwarded.ts";
 import { mayPerform } from "../../rbac/session-access.ts";
 import type { AppDeps } from "../context.ts";
 import { RunAgentInputBody, SessionParams } from "../schemas.ts";
@@ -154,6 +155,12 @@ export interface BoundedSocket {
   raw: object;
 }
 
+/** The peer's IP address (Bun's `ServerWebSocket.remoteAddress`), for trusted-proxy checks. */
+function peer(raw: object): string | undefined {
+  const a = (raw as { remoteAddress?: unknown }).remoteAddress;
+  return typeof a === "string" && a !== "" ? a : undefined;
+}
+
 /** Bytes Bun holds for the socket, not yet written to the kernel (0 if Bun cannot say). */
 function bufferedAmount(raw: object): number {
   const f = (raw as { getBufferedAmount?: () => number }).getBufferedAmount;
@@ -186,12 +193,21 @@ function revoke(ws: { close(code: number, reason: string): void }, conn: Conn, r
 export const aguiWsRoutes = (deps: AppDeps) => {
   const conns = new Map<string, Conn>();
 
-  /** The user, or null when not authenticated; throws only a 503 (identity provider unavailable). */
-  const authenticateWs = async (request: Request): Promise<Extract<Principal, { kind: "user" }> | null> => {
+  /**
+   * The user, or null when not authenticated; throws only a 503 (identity provider unavailable).
+   * Reads the bearer token (header or subprotocol) and, for a trusted proxy's peer address, the
+   * forwarded identity headers, as HTTP requests do; nothing else of the upgrade request.
+   */
+  const authenticateWs = async (request: Request, remoteAddress: string | undefined): Promise<Extract<Principal, { kind: "user" }> | null> => {
+    const headers = new Headers();
     const { authorization } = wsBearer(request.headers);
-    if (!authorization) return null;
+    if (authorization) headers.set("authorization", authorization);
+    for (const name of FORWARDED_IDENTITY_HEADERS) {
+      const value = request.headers.get(name);
+      if (value !== null) headers.set(name, value);
+    }
     try {
-      const p = await deps.authenticator.authenticate({ headers: new Headers({ authorization }) });
+      const p = await deps.authenticator.authenticate({ headers, ...(remoteAddress ? { remoteAddress } : {}) });
       return p?.kind === "user" ? p : null;
     } catch (err) {
       if (err instanceof TurnkeyError && err.status === 503) throw err;
@@ -200,9 +216,9 @@ export const aguiWsRoutes = (deps: AppDeps) => {
   };
   const logUnavailable = unavailableLogger(deps.logger);
   /** `authenticateWs`, closing with 1013 "try again later" when the identity provider is unavailable (not 1008: the client should retry). */
-  const authenticateOr1013 = async (ws: { close(code: number, reason: string): void }, request: Request) => {
+  const authenticateOr1013 = async (ws: { close(code: number, reason: string): void }, request: Request, remoteAddress: string | undefined) => {
     try {
-      return await authenticateWs(request);
+      return await authenticateWs(request, remoteAddress);
     } catch (err) {
       logUnavailable(err);
       ws.close(1013, "identity provider unavailable, try again later");
@@ -233,7 +249,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       }
       conn.ready = (async () => {
         const sinceVersion = deps.bus.membershipVersion(project, session);
-        const user = await authenticateOr1013(ws, ws.data.request);
+        const user = await authenticateOr1013(ws, ws.data.request, peer(ws.raw));
         if (user === undefined) return false;
         if (!user) return fail1008(ws, "authentication failed");
         const role = await deps.sessions.roleOf(project, session, user.userId, subjectOf(user)).catch(() => "none" as const);
@@ -260,7 +276,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
           userId: user.userId,
           recheckMs: deps.config.watchRecheckMs,
           sinceVersion,
-          reauthenticate: () => authenticateWs(ws.data.request),
+          reauthenticate: () => authenticateWs(ws.data.request, peer(ws.raw)),
           onEnd: (reason) =>
             reason === "check_failed" ? revoke(ws, conn, "could not re-check access, try again later", 1013) : revoke(ws, conn, "no longer allowed to watch this session"),
         });
@@ -284,7 +300,7 @@ export const aguiWsRoutes = (deps: AppDeps) => {
       // Re-authenticate and re-authorise for every turn: tokens expire, collaborators are removed.
       let user: Extract<Principal, { kind: "user" }> | null;
       try {
-        user = await authenticateWs(ws.data.request);
+        user = await authenticateWs(ws.data.request, peer(ws.raw));
       } catch (err) {
         return fail(err); // identity provider unavailable: an error frame, the socket stays
       }
