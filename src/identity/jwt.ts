@@ -155,14 +155,15 @@ export class JwtAuthenticator implements Authenticator {
 
   /**
    * The sanitised user ID and the raw claim value it came from (`""` when none is usable). An
-   * `email` the IdP marks unverified (`email_verified: false`, OIDC Core §5.1) is skipped: anyone
-   * can put any address on an account at many IdPs, and it would name that address's owner.
+   * `email` is used only when `email_verified` (OIDC Core §5.1) is absent, `true` or `"true"`
+   * (some IdPs send strings): anyone can put any address on an account at many IdPs, and it would
+   * name that address's owner. `false`, `"false"`, `0`, `null`… all skip it.
    */
   #userId(payload: JWTPayload): { userId: string; raw: string } {
     for (const claim of this.#claims) {
       const v = payload[claim];
       if (typeof v !== "string") continue;
-      if (claim === "email" && payload.email_verified === false) continue;
+      if (claim === "email" && "email_verified" in payload && payload.email_verified !== true && payload.email_verified !== "true") continue;
       const id = sanitizeUserId(v);
       if (id) return { userId: id, raw: v };
     }

@@ -98,7 +98,12 @@ describe("JwtAuthenticator with the development issuer", () => {
 describe("unverified email", () => {
   test.each([
     [{ email: "victim@example.com", email_verified: false }, null],
+    [{ email: "victim@example.com", email_verified: "false" }, null],
+    [{ email: "victim@example.com", email_verified: "FALSE" }, null],
+    [{ email: "victim@example.com", email_verified: 0 }, null],
+    [{ email: "victim@example.com", email_verified: null }, null],
     [{ email: "victim@example.com", email_verified: true }, "victim-example.com"],
+    [{ email: "victim@example.com", email_verified: "true" }, "victim-example.com"],
     [{ email: "victim@example.com" }, "victim-example.com"], // IdPs that do not say
     [{ email: "victim@example.com", email_verified: false, sub: "u-123" }, "u-123"], // falls through to the next claim
   ])("%p → %p", async (claims, want) => {
