@@ -305,6 +305,17 @@ describe("interrupt", () => {
   });
   afterAll(() => gw.stop());
 
+  test("a WebSocket closed right after its run message never leaves a turn running", async () => {
+    for (let i = 0; i < 5; i++) {
+      const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: alice });
+      await until(() => gw.server.deps.bus.listenerCount("demo", "live") >= 1);
+      sock.send({ type: "run", input: { runId: `closed-${i}`, messages: [{ id: "m", role: "user", content: "x" }] } });
+      await Bun.sleep(i); // close at different points of the turn's preparation
+      sock.ws.close();
+      await until(() => gw.server.deps.activeRuns.size === 0);
+    }
+  });
+
   test("SIGINT to the runner's group ends the turn with a terminal event, then teardown", async () => {
     const w = await openSse(`${gw.url}${base}/agui/events`, alice);
     const turn = runTurn(gw, "demo", "live", alice);

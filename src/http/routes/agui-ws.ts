@@ -314,6 +314,9 @@ export const aguiWsRoutes = (deps: AppDeps) => {
         const turn = await deps.turns.prepare({ userId: user.userId, userName: user.userName, ...(subject ? { subject } : {}) }, project, session, input);
         const abort = new AbortController();
         conn.runs.add(abort);
+        // Closed while the turn was being prepared: `close` found no run to abort, so abort it here
+        // (it still runs its teardown and clears the active run; found by a second break-it review).
+        if (!conns.has(ws.id)) abort.abort(new TurnAbort("client_disconnected", "Client disconnected"));
         // Events reach this socket through the session subscription, like everyone else's.
         // Backpressure from this socket's send buffer, as for the SSE requester (src/http/flow.ts).
         const flow = streamFlow({ waitingBytes: () => bufferedAmount(ws.raw), closed: () => !conns.has(ws.id) }, abort, deps.config.clientStallMs);
