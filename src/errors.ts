@@ -13,6 +13,7 @@ export type ErrorCode =
   | "validation_failed"
   | "payload_too_large"
   | "unsupported_media_type"
+  | "upgrade_required"
   | "unknown_provider"
   | "unauthenticated"
   | "invalid_token"

@@ -23,6 +23,10 @@ export function createApp(deps: AppDeps) {
       // Malformed percent-encoding in the path: Elysia's lenient decoding would turn
       // `%E0%A4%Abob` into another user ID ("ob"), so refuse it (found by a break-it review).
       if (!decodablePath(request.url)) return errorResponse(400, "bad_request", "malformed percent-encoding in the request path");
+      // The live-view WebSocket route answers only a complete upgrade (RFC 6455 §4.1); anything
+      // else would get Elysia's plain-text 400 or a misleading 404.
+      if (WS_ROUTE.test(new URL(request.url).pathname) && !isWebSocketUpgrade(request))
+        return errorResponse(426, "upgrade_required", "this route is a WebSocket: send a WebSocket upgrade (Upgrade: websocket, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)", { Upgrade: "websocket" });
       // Refuse oversized bodies before reading them; Bun's maxRequestBodySize backs this up
       // for chunked bodies without Content-Length.
       const len = Number(request.headers.get("content-length") ?? "0");
@@ -51,6 +55,21 @@ export function createApp(deps: AppDeps) {
     .use(aguiRoutes(deps))
     .use(aguiLiveRoutes(deps))
     .use(aguiWsRoutes(deps));
+}
+
+/** Paths of the live-view WebSocket route (src/http/routes/agui-ws.ts). */
+const WS_ROUTE = /^\/api\/projects\/[^/]+\/agentic-sessions\/[^/]+\/agui\/ws\/?$/;
+
+/** A GET with `Upgrade: websocket`, `Connection: upgrade`, a `Sec-WebSocket-Key` and version 13 (RFC 6455 §4.1). */
+export function isWebSocketUpgrade(request: Request): boolean {
+  const h = request.headers;
+  return (
+    request.method === "GET" &&
+    (h.get("upgrade") ?? "").toLowerCase() === "websocket" &&
+    (h.get("connection") ?? "").toLowerCase().split(",").some((t) => t.trim() === "upgrade") &&
+    (h.get("sec-websocket-key") ?? "") !== "" &&
+    h.get("sec-websocket-version") === "13"
+  );
 }
 
 /** True when the path of `url` decodes as UTF-8 percent-encoding (RFC 3986 §2.1). */

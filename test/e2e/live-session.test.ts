@@ -306,14 +306,26 @@ describe("interrupt", () => {
   afterAll(() => gw.stop());
 
   test("a WebSocket closed right after its run message never leaves a turn running", async () => {
+    // Every turn that started has ended, by the audit log (a run message may also be dropped
+    // before any turn starts, when the close wins the race).
+    const unended = () => {
+      const lines = readFileSync(join(gw.dataDir, "audit.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const runs = (event: string) => new Set(lines.filter((l) => l.event === event && String(l.run).startsWith("closed-")).map((l) => l.run));
+      const ended = runs("turn.end");
+      return [...runs("turn.start")].filter((r) => !ended.has(r));
+    };
     for (let i = 0; i < 5; i++) {
       const sock = await openWs(`${gw.url}${base}/agui/ws`, { token: alice });
       await until(() => gw.server.deps.bus.listenerCount("demo", "live") >= 1);
       sock.send({ type: "run", input: { runId: `closed-${i}`, messages: [{ id: "m", role: "user", content: "x" }] } });
       await Bun.sleep(i); // close at different points of the turn's preparation
       sock.ws.close();
-      await until(() => gw.server.deps.activeRuns.size === 0);
+      await until(() => gw.server.deps.bus.listenerCount("demo", "live") === 0);
+      await Bun.sleep(200); // a run message still being prepared registers its turn by now
+      await until(() => gw.server.deps.activeRuns.size === 0 && unended().length === 0);
     }
+    await Bun.sleep(500); // and once more, for a straggler on a loaded machine
+    await until(() => gw.server.deps.activeRuns.size === 0 && unended().length === 0);
   });
 
   test("SIGINT to the runner's group ends the turn with a terminal event, then teardown", async () => {
