@@ -55,6 +55,13 @@ describe("bad input", () => {
     expect(r.body.error).not.toMatch(/\bat .*\.ts:\d+/); // no stack
   });
 
+  test("the WebSocket route answers anything but a complete upgrade with a JSON 426", async () => {
+    for (const headers of [{}, { upgrade: "websocket", connection: "Upgrade" }, { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" }]) {
+      const r = await gw.api("GET", `${base}/s/agui/ws`, { token: alice, headers });
+      expect([r.status, r.body.code, r.headers.get("upgrade")]).toEqual([426, "upgrade_required", "websocket"]);
+    }
+  });
+
   test("bodies are JSON: a form or multipart body → 415; a JSON body without Content-Type is read as JSON", async () => {
     const post = (body: string | FormData, headers: Record<string, string>) => fetch(gw.url + base, { method: "POST", headers: { authorization: `Bearer ${alice}`, ...headers }, body });
     const form = await post("name=from-form", { "content-type": "application/x-www-form-urlencoded" });
