@@ -12,7 +12,7 @@ import { EventType, type BaseEvent, type RunAgentInput } from "@ag-ui/core";
 import { forbidden, notFound, TurnkeyError } from "../errors.ts";
 import { mayPerform } from "../rbac/session-access.ts";
 import type { ActiveRunMap, ActiveRun } from "../sessions/active-runs.ts";
-import type { SessionStore } from "../sessions/types.ts";
+import { incarnationOf, type SessionStore } from "../sessions/types.ts";
 import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
@@ -83,6 +83,8 @@ export class TurnService {
    */
   #finishing = new Map<string, Set<Promise<void>>>();
   #senders: SenderLedger;
+  /** The session incarnation each session's ledger entries belong to. */
+  #incarnations = new Map<string, string>();
 
   constructor(deps: TurnServiceDeps) {
     this.#d = deps;
@@ -104,6 +106,7 @@ export class TurnService {
       throw forbidden("you may not send turns in this session");
     }
     if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
+    await this.#bindIncarnation(project, session);
 
     const startedAt = Date.now();
     const deadline = startedAt + d.turnTimeoutMs;
@@ -261,6 +264,22 @@ export class TurnService {
         outcome: outcome.status,
         durationMs: Date.now() - run.startedAt,
       });
+    }
+  }
+
+  /**
+   * Make sure stored events and message senders belong to the session as it exists now: one
+   * deleted and created again under the same name starts empty (`incarnationOf`).
+   */
+  async #bindIncarnation(project: string, session: string): Promise<void> {
+    const current = await this.#d.sessions.get(project, session);
+    if (!current) return;
+    const id = incarnationOf(current);
+    const key = `${project}/${session}`;
+    this.#d.bus.bindIncarnation(project, session, id);
+    if (this.#incarnations.get(key) !== id) {
+      if (this.#incarnations.has(key)) this.#senders.forget(project, session);
+      this.#incarnations.set(key, id);
     }
   }
 

@@ -36,6 +36,7 @@ export class SessionEventBus {
   #membershipVersion = new Map<string, number>();
   #log: SessionEventLog | undefined;
   #seq = new Map<string, number>();
+  #incarnation = new Map<string, string>();
   #onError: (err: unknown) => void;
 
   /** @param log optional persistent log; @param onError called when the log cannot be written. */
@@ -61,6 +62,27 @@ export class SessionEventBus {
       this.#onError(err);
     }
     return Math.max(stored, this.#seq.get(`${project}/${session}`) ?? 0);
+  }
+
+  /**
+   * Tie the session's stored events to this incarnation of the session (see
+   * `SessionEventLog.bindIncarnation`); when the incarnation changed, this process's sequence
+   * counter restarts too. A log error is reported and counts as nothing discarded.
+   * @returns true when an earlier incarnation's events were discarded.
+   */
+  bindIncarnation(project: string, session: string, id: string): boolean {
+    let discarded = false;
+    try {
+      discarded = this.#log?.bindIncarnation(project, session, id) ?? false;
+    } catch (err) {
+      this.#onError(err);
+    }
+    const key = `${project}/${session}`;
+    if (this.#incarnation.get(key) !== id) {
+      if (this.#incarnation.has(key)) this.#seq.delete(key);
+      this.#incarnation.set(key, id);
+    }
+    return discarded;
   }
 
   /** Number of event subscribers of a session (for tests and diagnostics). */

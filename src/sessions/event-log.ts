@@ -21,7 +21,7 @@
  * Only scrubbed events reach the log (they come from the event bus, after the executor's
  * scrubber), so it never holds a secret injected into a turn.
  */
-import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { BaseEvent } from "@ag-ui/core";
 
@@ -41,6 +41,8 @@ interface SessionState {
   /** Lines and bytes in the file now (bytes = file size as written by this process). */
   lines: number;
   bytes: number;
+  /** The session incarnation the file belongs to, once `bindIncarnation` checked it. */
+  incarnation?: string;
 }
 
 /** Complete lines of the newest `windowBytes` bytes of a file (a partial first line is dropped). */
@@ -142,6 +144,37 @@ export class SessionEventLog {
 
   #overBounds(st: SessionState): boolean {
     return st.lines >= 2 * this.#maxEvents || st.bytes >= 2 * this.#maxBytes;
+  }
+
+  /**
+   * Tie the session's stored events to one incarnation of the session (`incarnationOf`): when the
+   * stored ID differs, or none is stored beside a log, the log is deleted first (a session deleted
+   * and created again under the same name must not replay the old one's events; found by a second
+   * break-it review). The ID is kept in `<session>.id` (0600) next to the log.
+   * @returns true when an old incarnation's events were discarded. I/O errors propagate.
+   */
+  bindIncarnation(project: string, session: string, id: string): boolean {
+    const key = `${project}/${session}`;
+    const st = this.#state.get(key);
+    if (st?.incarnation === id) return false;
+    const file = this.#file(project, session);
+    const idFile = file.replace(/\.jsonl$/, ".id");
+    let stored: string | undefined;
+    try {
+      stored = readFileSync(idFile, "utf8");
+    } catch {
+      stored = undefined;
+    }
+    let discarded = false;
+    if (stored !== id) {
+      discarded = existsSync(file);
+      rmSync(file, { force: true });
+      this.#state.delete(key);
+      mkdirSync(join(this.#root, project), { recursive: true, mode: 0o700 });
+      writeFileSync(idFile, id, { mode: 0o600 });
+    }
+    this.#load(project, session).incarnation = id;
+    return discarded;
   }
 
   /** Sequence number of the session's newest event (0 = none yet). I/O errors propagate. */

@@ -47,7 +47,7 @@ export interface KubernetesSessionStoreOptions {
 }
 
 interface AgenticSessionObject {
-  metadata?: { name?: string; namespace?: string; creationTimestamp?: string | Date };
+  metadata?: { name?: string; namespace?: string; creationTimestamp?: string | Date; uid?: string };
   spec?: { userContext?: { userId?: unknown; displayName?: unknown } };
 }
 
@@ -180,6 +180,7 @@ export function toSession(project: string, session: string, obj: AgenticSessionO
     ...(typeof uc?.displayName === "string" && uc.displayName ? { ownerName: uc.displayName } : {}),
     collaborators: [],
     createdAt: isoTime(created),
+    ...(typeof obj.metadata?.uid === "string" && obj.metadata.uid ? { uid: obj.metadata.uid } : {}),
   };
 }
 

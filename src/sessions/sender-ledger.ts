@@ -89,6 +89,11 @@ export class SenderLedger {
     return entries;
   }
 
+  /** Drop everything known about a session (it was deleted and created again; `incarnationOf`). */
+  forget(project: string, session: string): void {
+    this.#sessions.delete(`${project}/${session}`);
+  }
+
   #remember(entries: Map<string, SenderStamp>, key: string, stamp: SenderStamp): void {
     entries.delete(key);
     entries.set(key, stamp);

@@ -20,7 +20,16 @@ export interface Session {
   collaborators: Collaborator[];
   /** ISO 8601. */
   createdAt: string;
+  /** The backend's ID of this incarnation of the session (Kubernetes `metadata.uid`), if it has one. */
+  uid?: string;
 }
+
+/**
+ * Which incarnation of a session this is: a session deleted and created again under the same name
+ * is a different one (its uid, else its creation time, differs). Stored events and message
+ * senders belong to one incarnation and must never reach the next one's participants.
+ */
+export const incarnationOf = (s: Pick<Session, "uid" | "createdAt">): string => s.uid ?? s.createdAt;
 
 /**
  * What a user may do in a session, as the RBAC layer sees it. In the embedded backend it is

@@ -56,7 +56,7 @@ describe("bad input", () => {
   });
 
   test("the WebSocket route answers anything but a complete upgrade with a JSON 426", async () => {
-    for (const headers of [{}, { upgrade: "websocket", connection: "Upgrade" }, { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" }]) {
+    for (const headers of <Record<string, string>[]>[{}, { upgrade: "websocket", connection: "Upgrade" }, { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==" }]) {
       const r = await gw.api("GET", `${base}/s/agui/ws`, { token: alice, headers });
       expect([r.status, r.body.code, r.headers.get("upgrade")]).toEqual([426, "upgrade_required", "websocket"]);
     }

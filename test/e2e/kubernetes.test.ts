@@ -282,3 +282,54 @@ describe("observability and cost", () => {
     expect(api.count(KUBE_PATHS.secret(NS, "github-pat-credentials"))).toBe(1);
   });
 });
+
+describe("a session deleted and created again under the same name", () => {
+  test("starts empty: its participants never see the earlier incarnation's events", async () => {
+    const fresh = await startGatewayProcess({
+      KUBECONFIG: api.kubeconfigPath,
+      NODE_EXTRA_CA_CERTS: pki.caFile,
+      TURNKEY_BACKEND: "kubernetes",
+      TURNKEY_CREDENTIALS_NAMESPACE: NS,
+      TURNKEY_TOKEN_AUDIENCES: "turnkey",
+      TURNKEY_KUBE_CACHE_TTL_MS: "0", // see the re-created object at once
+      TURNKEY_RUNNER_COMMAND: runner("whoami"),
+    });
+    const cr = (uid: string, created: string) => ({
+      apiVersion: "vteam.ambient-code/v1alpha1",
+      kind: "AgenticSession",
+      metadata: { name: "reborn", namespace: "demo", uid, creationTimestamp: created },
+      spec: { userContext: { userId: "alice@example.com" } },
+    });
+    /** The events an `agui/events` stream replays on connect (read for 400 ms). */
+    const replayed = async () => {
+      const ac = new AbortController();
+      const res = await fetch(`${fresh.url}/api/projects/demo/agentic-sessions/reborn/agui/events`, { headers: { authorization: `Bearer ${T.alice}` }, signal: ac.signal });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      let text = "";
+      const stop = setTimeout(() => ac.abort(), 400);
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += new TextDecoder().decode(value);
+        }
+      } catch {
+        /* aborted */
+      } finally {
+        clearTimeout(stop);
+      }
+      return parseSse(text);
+    };
+    try {
+      api.sessions.set("demo/reborn", cr("uid-first", "2025-02-03T04:05:06Z"));
+      expect((await runTurn(fresh, T.alice, "reborn")).status).toBe(200);
+      expect((await replayed()).some((e) => e.type === "RUN_STARTED")).toBe(true);
+      api.sessions.set("demo/reborn", cr("uid-second", "2025-02-03T04:05:06Z")); // same second, new object
+      expect(await replayed()).toEqual([]);
+    } finally {
+      api.sessions.delete("demo/reborn");
+      await fresh.stop();
+    }
+  }, 30_000);
+});

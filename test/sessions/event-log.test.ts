@@ -143,3 +143,37 @@ test("currentSeq and the membership channel: never numbered, stored or delivered
   // A new process sees the stored sequence.
   expect(new SessionEventBus(new SessionEventLog(dir, 10)).currentSeq("p", "s")).toBe(1);
 });
+
+test("stored events belong to one incarnation of a session: a re-created session starts empty", () => {
+  const dir = tmp();
+  const log = new SessionEventLog(dir, 100);
+  expect(log.bindIncarnation("p", "s", "uid-1")).toBe(false); // nothing stored yet
+  for (let i = 1; i <= 3; i++) log.append("p", "s", "r", ev(i));
+  expect(log.bindIncarnation("p", "s", "uid-1")).toBe(false);
+  // A restart keeps the same incarnation's events.
+  const again = new SessionEventLog(dir, 100);
+  expect(again.bindIncarnation("p", "s", "uid-1")).toBe(false);
+  expect(again.replay("p", "s").map((r) => r.seq)).toEqual([1, 2, 3]);
+  // Deleted and created again under the same name: the old events are gone, numbering restarts.
+  expect(again.bindIncarnation("p", "s", "uid-2")).toBe(true);
+  expect(again.replay("p", "s")).toEqual([]);
+  expect(again.append("p", "s", "r", ev(9))).toBe(1);
+  expect(statSync(join(dir, "events", "p", "s.id")).mode & 0o777).toBe(0o600);
+  // A log with no incarnation recorded (written before it existed) is not trusted either.
+  const legacy = new SessionEventLog(tmp(), 100);
+  legacy.append("p", "old", "r", ev(1));
+  expect(legacy.bindIncarnation("p", "old", "uid-3")).toBe(true);
+  expect(legacy.replay("p", "old")).toEqual([]);
+});
+
+test("the bus restarts its own numbering when the incarnation changes", () => {
+  const bus = new SessionEventBus(); // no log: numbering lives in the bus
+  bus.bindIncarnation("p", "s", "a");
+  bus.publish("p", "s", "r", ev(1));
+  bus.publish("p", "s", "r", ev(2));
+  expect(bus.currentSeq("p", "s")).toBe(2);
+  bus.bindIncarnation("p", "s", "a");
+  expect(bus.currentSeq("p", "s")).toBe(2);
+  bus.bindIncarnation("p", "s", "b");
+  expect(bus.currentSeq("p", "s")).toBe(0);
+});

@@ -28,6 +28,7 @@ import { RunIdString, SessionParams } from "../schemas.ts";
 import { createSseChannel, SSE_HEADERS } from "../sse.ts";
 import { guardWatcher, watcherSlotsFor } from "../watch-guard.ts";
 import { authorizeSession } from "./sessions.ts";
+import { incarnationOf } from "../../sessions/types.ts";
 
 const encoder = new EventEncoder();
 const utf8 = new TextEncoder();
@@ -120,7 +121,9 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const { project, session } = params;
         const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = requireUser(await authenticate(deps, request, server));
-        await authorizeSession(deps, project, session, user.userId, "watch", subjectOf(user));
+        const current = await authorizeSession(deps, project, session, user.userId, "watch", subjectOf(user));
+        // Replay only this incarnation's events: a session re-created under the same name starts empty.
+        deps.bus.bindIncarnation(project, session, incarnationOf(current));
         const slot = watcherSlotsFor(deps.config).acquire(user.userId);
         if ("refused" in slot) throw tooManyWatchers(slot.refused);
         server?.timeout(request, 0);
