@@ -57,6 +57,28 @@ export async function startGateway(env: Record<string, string> = {}): Promise<Te
   };
 }
 
+/**
+ * Run each step against its own gateway, started one after another on the same fresh data dir:
+ * a gateway restart between steps. Each gateway is stopped (after its turns ended) before the
+ * next starts; the data dir is removed at the end.
+ */
+export async function acrossRestarts(env: Record<string, string>, ...steps: ((gw: TestGateway) => Promise<void>)[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "turnkey-restart-"));
+  try {
+    for (const step of steps) {
+      const gw = await startGateway({ ...env, TURNKEY_DATA_DIR: dir });
+      try {
+        await step(gw);
+        await gw.idle();
+      } finally {
+        await gw.stop();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Parse an SSE body into AG-UI events (ignores comments). */
 export function parseSse(text: string): any[] {
   return text
