@@ -5,8 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { SignJWT } from "jose";
 import { acrossRestarts, startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
 import { openSse, openStalled, openWs } from "../helpers/streams.ts";
