@@ -4,7 +4,9 @@
 # Probes: GET /healthz (liveness) and GET /readyz (readiness); deploy/kubernetes/ has manifests.
 # Supervisor mode: copy /usr/local/bin/turnkey and /usr/bin/tini from this image into the runner's
 # image (docs/kubernetes.md). To give each turn's runner its own uid (TURNKEY_RUNNER_UIDS, README
-# "Isolation"), the gateway needs root or CAP_SETUID, CAP_SETGID and CAP_CHOWN instead of USER below.
+# "Isolation"), run the gateway as root with only CAP_SETUID, CAP_SETGID, CAP_CHOWN, CAP_DAC_OVERRIDE
+# and CAP_KILL instead of USER below (deploy/kubernetes/supervisor-isolated.yaml; start-up names a
+# missing one). The probe and teardown need /bin/sh and sleep, which this base has.
 
 # --- build stage: Node + npm fetch Bun from the npm registry, Bun compiles the binary -------------
 FROM node:20-bookworm-slim AS build
