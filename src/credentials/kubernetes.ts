@@ -67,11 +67,16 @@ function parseJson(raw: string | undefined): Json | null {
   }
 }
 
-/** Decode one Secret key (the API returns base64 in `data`); `undefined` when absent. */
+/**
+ * Decode one Secret key (the API returns base64 in `data`); `undefined` when absent or not a
+ * string. Own keys only: a user ID such as `constructor` or `__proto__` must not find an inherited
+ * member (that was a 500 in a break-it review).
+ */
 function secretValue(secret: V1Secret, key: string): string | undefined {
-  const b64 = secret.data?.[key];
+  const own = (map: Record<string, unknown> | undefined) => (map && Object.hasOwn(map, key) && typeof map[key] === "string" ? (map[key] as string) : undefined);
+  const b64 = own(secret.data as Record<string, unknown> | undefined);
   if (b64 !== undefined) return Buffer.from(b64, "base64").toString("utf8");
-  return secret.stringData?.[key];
+  return own(secret.stringData as Record<string, unknown> | undefined);
 }
 
 /** Map a stored JSON value to the provider's record; `null` when a required field is missing. */

@@ -6,11 +6,13 @@
  * |----------------------------------------------------------------------|---------------------------------------------|
  * | label `app=ambient-runner`, name `ambient-session-<session>`         | `service`, bound to project=ns, session     |
  * | label `app=ambient-access-key`, annotation `ambient-code.io/created-by-user-id` | `user` = that (sanitised) user ID |
- * | any other (including a runner/access-key SA missing its name/annotation) | `service`, bound to project=ns          |
+ * | any other (including a runner/access-key SA missing its name/annotation, `default`) | none: not a Turnkey caller (401) |
  *
  * A runner account is never its session's owner: it gets credentials only for the user of an
- * active run (DESIGN §2.3). Other accounts are bound to their own namespace, so an account in one
- * project can never act in another.
+ * active run in its own session (DESIGN §2.3). Every other account is refused: an earlier version
+ * made them `service` principals of their namespace, which let `default`, a deleted runner account
+ * or a broken access key read any active-run user's credentials in any session of the project
+ * (found by a break-it review).
  */
 import { isDns1123Label, sanitizeUserId } from "../names.ts";
 import type { Principal } from "./principal.ts";
@@ -38,8 +40,8 @@ export interface ServiceAccountMeta {
   annotations?: Record<string, string>;
 }
 
-/** The principal for an authenticated service account (table above). */
-export function classifyServiceAccount(sa: ServiceAccountMeta): Principal {
+/** The principal for an authenticated service account (table above); `null` for every other account. */
+export function classifyServiceAccount(sa: ServiceAccountMeta): Principal | null {
   const username = `system:serviceaccount:${sa.namespace}:${sa.name}`;
   const app = sa.labels?.[RUNNER_SA_LABEL.key];
   if (app === RUNNER_SA_LABEL.value && sa.name.startsWith(RUNNER_SA_PREFIX)) {
@@ -51,5 +53,5 @@ export function classifyServiceAccount(sa: ServiceAccountMeta): Principal {
     const userId = raw ? sanitizeUserId(raw) : "";
     if (userId) return { kind: "user", userId, userName: userId, source: "kubernetes" };
   }
-  return { kind: "service", name: username, project: sa.namespace };
+  return null;
 }

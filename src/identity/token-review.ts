@@ -5,7 +5,7 @@
  * `spec.audiences = Config.tokenAudiences`. Authenticated subjects map to principals:
  * - `system:serviceaccount:<ns>:<name>` → the ServiceAccount is read (GET, for its labels and
  *   annotations) and classified by `classifyServiceAccount` (runner → `service` bound to its
- *   session; access key → its creator `user`; other → `service` bound to its namespace);
+ *   session; access key → its creator `user`; any other, or one Turnkey cannot read → 401);
  * - any other username → a `user` principal with the sanitised username as ID and the original
  *   as `userName` (RBAC in the cluster binds the original).
  *
@@ -14,15 +14,17 @@
  * API calls per request: cold = 1 TokenReview (+1 ServiceAccount GET for service accounts);
  * warm = 0.
  *
- * Errors: not authenticated / wrong audience → 401 `invalid_token`; API unreachable, 403, 5xx,
- * timeout → 503 `identity_unavailable` (never a fallback to a bot or the owner).
+ * Errors: not authenticated / wrong audience / unknown service account → 401 `invalid_token`; API
+ * unreachable, 403 on the review, 5xx, timeout → 503 `identity_unavailable` (never a fallback to a
+ * bot or the owner). With audiences requested, the answer must name one of them: an empty or
+ * missing `status.audiences` means the API server's own audiences (TokenReview API), not ours.
  */
 import { createHash } from "node:crypto";
 import { decodeJwt } from "jose";
 import type { AuthenticationV1Api, CoreV1Api } from "@kubernetes/client-node";
 import { sanitizeDisplayName, sanitizeUserId } from "../names.ts";
 import { TtlCache } from "../kubernetes/cache.ts";
-import { isNotFound, kubeUnavailable } from "../kubernetes/errors.ts";
+import { apiStatus, isNotFound, kubeUnavailable } from "../kubernetes/errors.ts";
 import type { Authenticator, Principal } from "./principal.ts";
 import { classifyServiceAccount, parseServiceAccountUsername } from "./service-account.ts";
 import { invalidToken } from "./token-errors.ts";
@@ -82,10 +84,11 @@ export async function principalForKubernetesUser(core: CoreV1Api, username: stri
       const p = classifyServiceAccount({ ...sa, labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {} });
       // An access key acts as its creator (their credentials) with the key's own RBAC: access
       // reviews are made for the service account, so a key can do no more than it was bound to.
-      return p.kind === "user" ? { ...p, username, ...(groups.length ? { groups: [...groups] } : {}) } : p;
+      return p?.kind === "user" ? { ...p, username, ...(groups.length ? { groups: [...groups] } : {}) } : p;
     } catch (err) {
-      // A deleted account keeps no labels: it is an ordinary service account of its namespace.
-      if (isNotFound(err)) return classifyServiceAccount(sa);
+      // Deleted (404), or in a namespace Turnkey may not read (403: not one of its projects): not
+      // a runner or access key Turnkey knows, so not a caller at all.
+      if (isNotFound(err) || apiStatus(err) === 403) return null;
       throw kubeUnavailable("service account lookup", "identity_unavailable", err);
     }
   }
@@ -150,9 +153,9 @@ export class TokenReviewAuthenticator implements Authenticator, BearerAuthentica
       throw kubeUnavailable("token review", "identity_unavailable", err);
     }
     const negative = { value: { ok: false } as Cached, ttlMs: TOKEN_REVIEW_NEGATIVE_TTL_MS };
-    if (!status?.authenticated || !status.user?.username) return negative;
-    // The API server answers with the audiences it accepted; demand one of ours.
-    if (this.#audiences.length && status.audiences && !status.audiences.some((a) => this.#audiences.includes(a))) return negative;
+    if (status?.authenticated !== true || typeof status.user?.username !== "string" || !status.user.username) return negative;
+    // The API server answers with the audiences it accepted; demand one of ours (absent = its own).
+    if (this.#audiences.length && !(status.audiences ?? []).some((a) => this.#audiences.includes(a))) return negative;
     const principal = await principalForKubernetesUser(this.#core, status.user.username, status.user.groups ?? []);
     if (!principal) return negative;
     return { value: { ok: true, principal }, ttlMs: Math.min(untilExp, TOKEN_REVIEW_MAX_TTL_MS) };

@@ -113,15 +113,20 @@ export class KubernetesSessionStore implements SessionStore {
   }
 
   /**
-   * `owner` if `userId` is the CR's owner; else `edit` if a SAR allows `update` on the session,
-   * `view` if it allows `get`, else `none` (also for a missing session).
+   * `owner` if `userId` is the CR's owner (not when `subject` is a service account: an access key
+   * is reviewed as itself); else `edit` if a SAR allows `update` on the session, `view` if it
+   * allows `get`, else `none` (also for a missing session).
    * @param subject the user's Kubernetes identity when it differs from `userId` (see `KubeSubject`).
    * @throws TurnkeyError 503 `store_unavailable` when the CR or a SAR cannot be read (fail closed).
    */
   async roleOf(project: string, session: string, userId: string, subject?: KubeSubject): Promise<SessionRole> {
     const s = await this.get(project, session);
     if (s === null || !userId) return "none";
-    if (s.ownerId === userId) return "owner";
+    // An access key (a service account acting for its creator) gets only what its own RoleBindings
+    // allow, even when its creator owns the session (found by a break-it review: the owner's key
+    // with no RoleBindings had the owner's full access).
+    const actsAsServiceAccount = subject?.username.startsWith("system:serviceaccount:") ?? false;
+    if (s.ownerId === userId && !actsAsServiceAccount) return "owner";
     const who: KubeSubject = subject ?? { username: userId };
     if (await this.#review(who, project, session, "update")) return "edit";
     if (await this.#review(who, project, session, "get")) return "view";

@@ -43,11 +43,12 @@ describe("TtlCache", () => {
 describe("service-account classification (issue 4 §4)", () => {
   const rows: { name: string; sa: Parameters<typeof classifyServiceAccount>[0]; expected: unknown }[] = [
     { name: "runner", sa: { namespace: "p", name: "ambient-session-s1", labels: { app: "ambient-runner" } }, expected: { kind: "service", name: "system:serviceaccount:p:ambient-session-s1", project: "p", session: "s1" } },
-    { name: "runner name without label", sa: { namespace: "p", name: "ambient-session-s1" }, expected: { kind: "service", name: "system:serviceaccount:p:ambient-session-s1", project: "p" } },
-    { name: "runner with bad session name", sa: { namespace: "p", name: "ambient-session-", labels: { app: "ambient-runner" } }, expected: { kind: "service", name: "system:serviceaccount:p:ambient-session-", project: "p" } },
+    { name: "runner name without label", sa: { namespace: "p", name: "ambient-session-s1" }, expected: null },
+    { name: "runner with bad session name", sa: { namespace: "p", name: "ambient-session-", labels: { app: "ambient-runner" } }, expected: null },
     { name: "access key", sa: { namespace: "p", name: "k", labels: { app: "ambient-access-key" }, annotations: { "ambient-code.io/created-by-user-id": "a@b" } }, expected: { kind: "user", userId: "a-b", userName: "a-b", source: "kubernetes" } },
-    { name: "access key, empty annotation", sa: { namespace: "p", name: "k", labels: { app: "ambient-access-key" }, annotations: { "ambient-code.io/created-by-user-id": "@@" } }, expected: { kind: "service", name: "system:serviceaccount:p:k", project: "p" } },
-    { name: "annotation without access-key label", sa: { namespace: "p", name: "k", annotations: { "ambient-code.io/created-by-user-id": "a" } }, expected: { kind: "service", name: "system:serviceaccount:p:k", project: "p" } },
+    { name: "access key, empty annotation", sa: { namespace: "p", name: "k", labels: { app: "ambient-access-key" }, annotations: { "ambient-code.io/created-by-user-id": "@@" } }, expected: null },
+    { name: "annotation without access-key label", sa: { namespace: "p", name: "k", annotations: { "ambient-code.io/created-by-user-id": "a" } }, expected: null },
+    { name: "default account", sa: { namespace: "p", name: "default" }, expected: null },
   ];
   for (const r of rows) test(r.name, () => expect(classifyServiceAccount(r.sa)).toEqual(r.expected as never));
 

@@ -94,6 +94,11 @@ describe("KubernetesCredentialStore", () => {
     expect(await kube.credentials.get(USER, "github")).toBeNull();
   });
 
+  test.each(["constructor", "__proto__", "toString", "hasOwnProperty"])("user ID %p names no inherited member of the Secret's data → null, not a 500", async (id) => {
+    put("github-pat-credentials", USER, { token: "ghp_someone_else" });
+    expect(await kube.credentials.get(id, "github")).toBeNull();
+  });
+
   for (const fault of [403, 500, "hang"] as const) {
     test(`Secret read ${fault} → 503 store_unavailable for every provider`, async () => {
       for (const c of CASES) put(c.secret, USER, c.value);

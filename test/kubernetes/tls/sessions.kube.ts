@@ -106,6 +106,17 @@ describe("KubernetesSessionStore.roleOf (SubjectAccessReview)", () => {
     expect(await kube.sessions.roleOf("proj", "s1", "oidc-Bob-Example.com")).toBe("none");
   });
 
+  test("the owner's access key is reviewed as its service account: no RoleBindings, no access", async () => {
+    const key = { username: "system:serviceaccount:proj:ak-alice", groups: ["system:serviceaccounts"] };
+    expect(await kube.sessions.roleOf("proj", "s1", "alice-example.com", key)).toBe("none");
+    expect(api.log.sars.map((r) => (r as { user?: string }).user)).toEqual([key.username, key.username]);
+    api.allowed.add(SAR(key.username, "get"));
+    clock += 30_001;
+    expect(await kube.sessions.roleOf("proj", "s1", "alice-example.com", key)).toBe("view");
+    // The owner herself is still the owner.
+    expect(await kube.sessions.roleOf("proj", "s1", "alice-example.com", { username: "alice@example.com" })).toBe("owner");
+  });
+
   test("the cache expires after 30 s: a revoked binding stops working", async () => {
     api.allowed.add(SAR("bob", "update"));
     expect(await kube.sessions.roleOf("proj", "s1", "bob")).toBe("edit");

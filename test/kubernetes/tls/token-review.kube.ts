@@ -56,22 +56,32 @@ describe("TokenReviewAuthenticator", () => {
     });
   });
 
-  test("access-key SA without the annotation is not a user", async () => {
-    api.tokens.set("key-tok2", { username: "system:serviceaccount:proj:ak-9" });
-    api.serviceAccounts.set("proj/ak-9", { labels: { app: "ambient-access-key" } });
-    expect(await auth("key-tok2")).toEqual({ kind: "service", name: "system:serviceaccount:proj:ak-9", project: "proj" });
+  // Anything but a well-formed runner or access-key account is no caller of Turnkey: a wider
+  // fallback identity let `default` or a broken key read credentials across the project.
+  test.each([
+    ["an access key without its annotation", "proj", "ak-9", { labels: { app: "ambient-access-key" } }],
+    ["an access key whose annotation sanitises to nothing", "proj", "ak-10", { labels: { app: "ambient-access-key" }, annotations: { "ambient-code.io/created-by-user-id": "@@@" } }],
+    ["an unlabelled account (default)", "proj", "default", {}],
+    ["another app's account", "ops", "deployer", { labels: { app: "something" } }],
+    ["a runner label on a name that is not ambient-session-<s>", "proj", "impostor", { labels: { app: "ambient-runner" } }],
+    ["a runner name with an invalid session", "proj", "ambient-session-Bad_Name", { labels: { app: "ambient-runner" } }],
+    ["a deleted account (404)", "proj", "ambient-session-gone", undefined],
+  ] as const)("%s → 401", async (_n, ns, name, meta) => {
+    api.tokens.set(`tok-${name}`, { username: `system:serviceaccount:${ns}:${name}` });
+    if (meta) api.serviceAccounts.set(`${ns}/${name}`, meta as never);
+    expect(await code(auth(`tok-${name}`))).toBe("401 invalid_token");
   });
 
-  test("other SA → service bound to its namespace only", async () => {
-    api.tokens.set("other-tok", { username: "system:serviceaccount:ops:deployer" });
-    api.serviceAccounts.set("ops/deployer", { labels: { app: "something" } });
-    expect(await auth("other-tok")).toEqual({ kind: "service", name: "system:serviceaccount:ops:deployer", project: "ops" });
+  test("an account Turnkey may not read (403: another namespace) → 401, not a fallback", async () => {
+    api.tokens.set("tok-foreign", { username: "system:serviceaccount:elsewhere:ambient-session-s1" });
+    api.fail(KUBE_PATHS.serviceAccount("elsewhere", "ambient-session-s1"), 403);
+    expect(await code(auth("tok-foreign"))).toBe("401 invalid_token");
+    api.clearFaults();
   });
 
-  test("a mislabeled runner name (label without the ambient-session- name) is not bound to a session", async () => {
-    api.tokens.set("t", { username: "system:serviceaccount:proj:impostor" });
-    api.serviceAccounts.set("proj/impostor", { labels: { app: "ambient-runner" } });
-    expect(await auth("t")).toEqual({ kind: "service", name: "system:serviceaccount:proj:impostor", project: "proj" });
+  test("a review without status.audiences, when audiences were asked, is not for us → 401", async () => {
+    api.tokens.set("aud-none", { username: "dave", audiences: [] });
+    expect(await code(auth("aud-none"))).toBe("401 invalid_token");
   });
 
   test("a human user → user principal: sanitised ID, original name, original username and groups for access reviews", async () => {
@@ -137,8 +147,9 @@ describe("TokenReviewAuthenticator", () => {
   });
 
   test("cache lifetime is capped by the token's exp", async () => {
-    const tok = jwtLike({ iss: "https://kubernetes.default.svc.cluster.local", sub: "system:serviceaccount:proj:x", exp: Math.floor(clock / 1000) + 5 });
-    api.tokens.set(tok, { username: "system:serviceaccount:proj:x" });
+    const tok = jwtLike({ iss: "https://kubernetes.default.svc.cluster.local", sub: "system:serviceaccount:proj:ambient-session-x", exp: Math.floor(clock / 1000) + 5 });
+    api.tokens.set(tok, { username: "system:serviceaccount:proj:ambient-session-x" });
+    api.serviceAccounts.set("proj/ambient-session-x", { labels: { app: "ambient-runner" } });
     await auth(tok);
     clock += 4_000;
     await auth(tok);
