@@ -84,6 +84,12 @@ const ConfigSchema = T.Object({
    * cluster's service-account issuer, which must equal `jwtIssuer`).
    */
   oidcDiscovery: T.Union([T.Literal("off"), T.Literal("issuer"), T.Literal("serviceaccount")]),
+  /**
+   * Prepended to a JWT user's username and groups in Kubernetes access reviews, as the API server's
+   * `--oidc-username-prefix` / `--oidc-groups-prefix` do for the same IdP (so RBAC bindings match).
+   */
+  jwtUsernamePrefix: T.String(),
+  jwtGroupsPrefix: T.String(),
   /** Claims tried in order for the user ID. */
   userClaims: T.Array(T.String({ minLength: 1 }), { minItems: 1 }),
   /** Addresses whose `X-Forwarded-User` headers are honoured (DESIGN §5). */
@@ -134,6 +140,8 @@ export function defaultConfig(): Config {
     jwtIssuer: "turnkey-dev",
     jwtAudience: "turnkey",
     oidcDiscovery: "off",
+    jwtUsernamePrefix: "",
+    jwtGroupsPrefix: "",
     userClaims: ["preferred_username", "email", "sub"],
     trustedProxies: [],
     eventsRetention: 10000,
@@ -182,6 +190,8 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_JWT_AUDIENCE: ["jwtAudience", "string"],
   TURNKEY_JWKS_URL: ["jwksUrl", "string"],
   TURNKEY_OIDC_DISCOVERY: ["oidcDiscovery", "string"],
+  TURNKEY_JWT_USERNAME_PREFIX: ["jwtUsernamePrefix", "string"],
+  TURNKEY_JWT_GROUPS_PREFIX: ["jwtGroupsPrefix", "string"],
   TURNKEY_USER_CLAIMS: ["userClaims", "list"],
   TURNKEY_TRUSTED_PROXIES: ["trustedProxies", "list"],
   TURNKEY_EVENTS_RETENTION: ["eventsRetention", "int"],

@@ -35,7 +35,7 @@ const TOKEN_FAULT_KEY_CODES: ReadonlySet<string> = new Set(["ERR_JWKS_NO_MATCHIN
 /** Options of `JwtAuthenticator`. */
 export interface JwtAuthenticatorOptions {
   /** Pinned `iss`, `aud`, the JWKS URL (unset = dev issuer) and the user-ID claims in order. */
-  config: Pick<Config, "jwtIssuer" | "jwtAudience" | "jwksUrl" | "userClaims">;
+  config: Pick<Config, "jwtIssuer" | "jwtAudience" | "jwksUrl" | "userClaims"> & Partial<Pick<Config, "jwtUsernamePrefix" | "jwtGroupsPrefix">>;
   /**
    * Keys from issuer discovery, used when `config.jwksUrl` is unset: called per verification (the
    * source memoises), its `issuer` must equal `config.jwtIssuer`. A rejection is 503. Example:
@@ -66,6 +66,8 @@ export class JwtAuthenticator implements Authenticator {
   #audience: string;
   #claims: readonly string[];
   #source: "jwt" | "dev";
+  #usernamePrefix: string;
+  #groupsPrefix: string;
 
   /** @throws ConfigError when no key source is given or the audience is the turn-token audience. */
   constructor(opts: JwtAuthenticatorOptions) {
@@ -75,6 +77,8 @@ export class JwtAuthenticator implements Authenticator {
     this.#issuer = config.jwtIssuer;
     this.#audience = config.jwtAudience;
     this.#claims = [...config.userClaims];
+    this.#usernamePrefix = config.jwtUsernamePrefix ?? "";
+    this.#groupsPrefix = config.jwtGroupsPrefix ?? "";
     if (config.jwksUrl) {
       const remote = createRemoteJWKSet(new URL(config.jwksUrl), {
         timeoutDuration: opts.jwksTimeoutMs ?? JWKS_TIMEOUT_MS,
@@ -146,11 +150,15 @@ export class JwtAuthenticator implements Authenticator {
     if (aud.includes(TURN_TOKEN_AUDIENCE) || typ === TURN_TOKEN_TYPE) throw invalidToken("not a user token");
     const { userId, raw } = this.#userId(payload);
     if (!userId) throw invalidToken("token has no usable user claim");
-    if (raw.startsWith("system:serviceaccount:")) throw invalidToken("service-account tokens are not user tokens");
+    // `system:` names belong to Kubernetes itself (service accounts, system:admin, system:masters):
+    // an IdP claim must never become one in an access review (found by a break-it review).
+    if (raw.startsWith("system:")) throw invalidToken("a user claim in the reserved system: namespace is not a user");
     const name = typeof payload.name === "string" ? sanitizeDisplayName(payload.name) : "";
-    const groups = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === "string" && g.length > 0) : [];
-    // `username`/`groups` as the IdP spelled them: Kubernetes access reviews bind those.
-    return { kind: "user", userId, userName: name || userId, source: this.#source, username: raw, ...(groups.length ? { groups } : {}) };
+    const claimed = Array.isArray(payload.groups) ? payload.groups.filter((g): g is string => typeof g === "string" && g.length > 0) : [];
+    const groups = claimed.filter((g) => !g.startsWith("system:")).map((g) => this.#groupsPrefix + g);
+    // `username`/`groups` as the API server names this IdP's users (its --oidc-username-prefix and
+    // --oidc-groups-prefix, mirrored by TURNKEY_JWT_USERNAME_PREFIX/GROUPS_PREFIX): access reviews bind those.
+    return { kind: "user", userId, userName: name || userId, source: this.#source, username: this.#usernamePrefix + raw, ...(groups.length ? { groups } : {}) };
   }
 
   /**

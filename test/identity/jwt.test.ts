@@ -136,6 +136,21 @@ describe("user ID claims", () => {
     expect(await jwt.verify(token)).toMatchObject({ userId: "frank", username: "frank", groups: ["devs", "ops"] });
   });
 
+  test("reserved system: names: a system: user claim is refused, system: groups are dropped", async () => {
+    for (const name of ["system:admin", "system:serviceaccount:demo:ambient-session-s1", "system:kube-controller-manager"]) {
+      const token = await sign(key.privateKey, es256(), { ...good(), preferred_username: name });
+      expect(await errorOf(() => jwt.verify(token))).toEqual({ status: 401, code: "invalid_token" });
+    }
+    const token = await sign(key.privateKey, es256(), { ...good(), preferred_username: "mallory", groups: ["system:masters", "system:authenticated", "devs"] });
+    expect(await jwt.verify(token)).toMatchObject({ userId: "mallory", username: "mallory", groups: ["devs"] });
+  });
+
+  test("TURNKEY_JWT_USERNAME_PREFIX / GROUPS_PREFIX name the user as the API server does; the user ID stays unprefixed", async () => {
+    const prefixed = new JwtAuthenticator({ config: { ...claimsCfg, jwtUsernamePrefix: "oidc:", jwtGroupsPrefix: "oidc:" }, devIssuer: issuer });
+    const token = await sign(key.privateKey, es256(), { ...good(), preferred_username: "frank", groups: ["devs"] });
+    expect(await prefixed.verify(token)).toMatchObject({ userId: "frank", username: "oidc:frank", groups: ["oidc:devs"] });
+  });
+
   test("configured claim order is honoured", async () => {
     const bySub = new JwtAuthenticator({ config: { ...claimsCfg, userClaims: ["sub"] }, devIssuer: issuer });
     const token = await sign(key.privateKey, es256(), { ...good(), sub: "S", preferred_username: "P" });
