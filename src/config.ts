@@ -206,7 +206,12 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
 };
 
 /** Settings whose values are secret: `redactConfig` replaces them. */
-const SECRET_KEYS: ReadonlySet<keyof Config> = new Set(["masterKey"]);
+/**
+ * Settings that hold a secret: redacted in the logged configuration, and never accepted as flags
+ * (`/proc/<pid>/cmdline` is readable by every local user, runners under per-turn uids included;
+ * found by a break-it review).
+ */
+export const SECRET_KEYS: ReadonlySet<keyof Config> = new Set(["masterKey"]);
 
 function parseValue(setting: string, kind: Kind, raw: string): unknown {
   switch (kind) {
@@ -259,6 +264,8 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   }
   for (const [key, raw] of Object.entries(flags)) {
     if (raw === undefined) continue;
+    if (SECRET_KEYS.has(key as keyof Config))
+      throw new ConfigError(`--${flagName(key as keyof Config)}`, "secrets are not accepted as flags (the command line is visible to every local process); use the environment variable or the key file");
     const entry = Object.values(ENV_SETTINGS).find(([k]) => k === key);
     if (!entry) continue;
     const flag = `--${flagName(key as keyof Config)}`;

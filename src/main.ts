@@ -11,7 +11,7 @@
  * Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.
  */
 import { parseArgs } from "node:util";
-import { ENV_SETTINGS, flagName, loadConfig, type Config } from "./config.ts";
+import { ENV_SETTINGS, flagName, loadConfig, SECRET_KEYS, type Config } from "./config.ts";
 import { ConfigError, TurnkeyError } from "./errors.ts";
 import { runCredentialsCommand, runSessionsCommand, runTokenCommand } from "./cli/operator.ts";
 import pkg from "../package.json" with { type: "json" };
@@ -34,11 +34,11 @@ Every flag has a TURNKEY_* environment variable (flags win). Main ones:
   --teardown-grace-ms TURNKEY_TEARDOWN_GRACE_MS  SIGTERM→SIGKILL grace, ms (5000)
   --providers TURNKEY_PROVIDERS                enabled providers (github,gitlab,jira,google,coderabbit,gerrit)
   --github-hosts / --gitlab-hosts              hosts the per-turn git credential helper answers for
-  --master-key TURNKEY_MASTER_KEY              base64url 32-byte key for credentials at rest (else a key file)
+  TURNKEY_MASTER_KEY (environment only)        base64url 32-byte key for credentials at rest (else a key file)
   --audit TURNKEY_AUDIT                        file (<data dir>/audit.log) or stdout
   --log-level TURNKEY_LOG_LEVEL                trace|debug|info|warn|error|fatal|silent (info)
   --jwt-issuer / --jwt-audience / --jwks-url   user JWT verification (default: built-in development issuer)
-All flags: ${Object.keys(SERVE_FLAGS).map((f) => "--" + f).join(" ")}
+All flags: ${[...new Set(Object.values(ENV_SETTINGS).map(([k]) => k))].filter((k) => !SECRET_KEYS.has(k)).map((k) => "--" + flagName(k)).join(" ")}
 `;
 
 const MAIN_HELP = `turnkey ${pkg.version}: per-turn credential gateway for shared AI-agent sessions

@@ -62,6 +62,12 @@ describe("loadConfig", () => {
     }
   });
 
+  test("a secret is never accepted as a flag (the command line is world-readable), even a valid one", () => {
+    const key = "A".repeat(43);
+    expect(() => loadConfig({}, { masterKey: key })).toThrow(/--master-key.*not accepted as flags/);
+    expect(loadConfig({ TURNKEY_MASTER_KEY: key }).masterKey).toBe(key);
+  });
+
   test("a bad flag is named as a flag", () => {
     expect(() => loadConfig({}, { turnTimeoutMs: "soon" })).toThrow("--turn-timeout-ms");
   });

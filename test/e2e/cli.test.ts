@@ -58,6 +58,10 @@ describe("the turnkey command line", () => {
     expect(unknown.code).toBe(2);
     const flag = await cli(["serve", "--no-such-flag"]);
     expect(flag.code).toBe(2);
+    const secret = await cli(["serve", "--master-key", "A".repeat(43)], { env: env() });
+    expect(secret.code).toBe(2);
+    expect(secret.stderr).toContain("--master-key");
+    expect(secret.stderr).not.toContain("A".repeat(43));
     // With an identity provider configured, the development issuer mints nothing.
     for (const idp of <Record<string, string>[]>[{ TURNKEY_JWKS_URL: "https://sso.example.com/jwks" }, { TURNKEY_OIDC_DISCOVERY: "issuer", TURNKEY_JWT_ISSUER: "https://sso.example.com/realms/acme" }]) {
       const mint = await cli(["token", "--user", "alice"], { env: { ...env(), ...idp } });
