@@ -25,9 +25,21 @@ function parseCommand<T extends NonNullable<ParseArgsConfig["options"]>>(argv: s
 
 const out = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + "\n");
 
+/**
+ * The configuration for an operator command. These commands work on the embedded store in the
+ * data dir; with `TURNKEY_BACKEND=kubernetes` the gateway never reads it, so they refuse rather
+ * than report a success that changes nothing (found by a break-it review).
+ * @throws TurnkeyError 400 on the kubernetes backend; ConfigError for a bad setting.
+ */
 function configFor(dataDir: string | undefined): Config {
-  return loadConfig(process.env, dataDir ? { dataDir } : {});
+  const cfg = loadConfig(process.env, dataDir ? { dataDir } : {});
+  if (cfg.backend !== "embedded")
+    throw badRequest("operator commands work on the embedded store; with TURNKEY_BACKEND=kubernetes sessions, RBAC and credentials live in the cluster (kubectl)");
+  return cfg;
 }
+
+/** Longest lifetime `turnkey token --ttl` mints, seconds (30 days). */
+export const MAX_TOKEN_TTL_SECONDS = 30 * 24 * 3600;
 
 function requireName(value: string | undefined, flag: string): string {
   if (!value) throw badRequest(`${flag} is required`);
@@ -46,7 +58,7 @@ const TOKEN_HELP = `turnkey token: print a user token signed by the built-in dev
 
 Usage: turnkey token --user ID [--name "Display Name"] [--email E] [--ttl SECONDS] [--data-dir DIR]
 
-The token is valid for the gateway using the same data dir (default 12 h).
+The token is valid for the gateway using the same data dir (default 12 h, at most 30 days).
 `;
 
 /** `turnkey token --user alice --name "Alice"` → prints a signed user JWT. */
@@ -58,7 +70,8 @@ export async function runTokenCommand(argv: string[]): Promise<number> {
     throw badRequest(`${cfg.jwksUrl ? "TURNKEY_JWKS_URL" : "TURNKEY_OIDC_DISCOVERY"} is set: tokens come from your identity provider, not the development issuer`);
   const userId = requireUser(p.values.user);
   const ttl = p.values.ttl === undefined ? undefined : Number(p.values.ttl);
-  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0)) throw badRequest("--ttl must be a positive number of seconds");
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0 || ttl > MAX_TOKEN_TTL_SECONDS))
+    throw badRequest(`--ttl must be a whole number of seconds from 1 to ${MAX_TOKEN_TTL_SECONDS} (30 days)`);
   const issuer = await DevIssuer.open(cfg);
   const token = await issuer.mint({ userId, ...(p.values.name ? { name: p.values.name } : {}), ...(p.values.email ? { email: p.values.email } : {}), ...(ttl ? { ttlSeconds: ttl } : {}) });
   process.stdout.write(token + "\n");
@@ -85,6 +98,10 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
   );
   if (!p) return 0;
   const verb = p.positionals[0];
+  if (!["create", "get", "list", "share", "unshare"].includes(verb ?? "")) {
+    process.stderr.write(`turnkey sessions: unknown or missing verb\n\n${SESSIONS_HELP}`);
+    return 2;
+  }
   const stores = openEmbeddedStores(configFor(p.values["data-dir"]));
   try {
     const project = requireName(p.values.project, "--project");
@@ -92,8 +109,8 @@ export async function runSessionsCommand(argv: string[]): Promise<number> {
       case "create": {
         const session = requireName(p.values.session, "--session");
         const shares = (p.values.share ?? []).map((s) => {
-          const [user, role] = s.split(":");
-          if (!user || (role !== "edit" && role !== "view")) throw badRequest(`--share expects USER:edit or USER:view, got ${JSON.stringify(s)}`);
+          const [user, role, extra] = s.split(":");
+          if (!user || (role !== "edit" && role !== "view") || extra !== undefined) throw badRequest(`--share expects USER:edit or USER:view, got ${JSON.stringify(s)}`);
           return { user: requireUser(user, "--share"), role: role as CollaboratorRole };
         });
         let s = await stores.sessions.create(project, session, { userId: requireUser(p.values.owner, "--owner") });
@@ -148,6 +165,10 @@ export async function runCredentialsCommand(argv: string[]): Promise<number> {
   const p = parseCommand(argv, { user: { type: "string" }, provider: { type: "string" }, "data-dir": { type: "string" } }, CREDENTIALS_HELP);
   if (!p) return 0;
   const verb = p.positionals[0];
+  if (!["set", "list", "delete"].includes(verb ?? "")) {
+    process.stderr.write(`turnkey credentials: unknown or missing verb\n\n${CREDENTIALS_HELP}`);
+    return 2;
+  }
   const provider = p.values.provider;
   const needProvider = () => {
     if (!provider || !isProvider(provider)) throw badRequest(`--provider must be one of ${PROVIDERS.join(", ")}`, "unknown_provider");

@@ -58,6 +58,17 @@ describe("the turnkey command line", () => {
     expect(unknown.code).toBe(2);
     const flag = await cli(["serve", "--no-such-flag"]);
     expect(flag.code).toBe(2);
+    for (const args of [["sessions"], ["credentials"], ["sessions", "frobnicate"]]) {
+      const bare = await cli(args, { env: env() });
+      expect([bare.code, bare.stderr]).toEqual([2, expect.stringContaining("Usage:")]);
+    }
+    const badShare = await cli(["sessions", "create", "--project", "demo", "--session", "x", "--owner", "alice", "--share", "bob:edit:xyz"], { env: env() });
+    expect([badShare.code, badShare.stderr]).toEqual([2, expect.stringContaining("--share")]);
+    const longTtl = await cli(["token", "--user", "alice", "--ttl", "1e20"], { env: env() });
+    expect([longTtl.code, longTtl.stdout]).toEqual([2, ""]);
+    // On the kubernetes backend the data dir is not what the gateway reads: refuse, do not pretend.
+    const kube = await cli(["credentials", "list", "--user", "bob"], { env: { ...env(), TURNKEY_BACKEND: "kubernetes" } });
+    expect([kube.code, kube.stderr]).toEqual([2, expect.stringContaining("kubernetes")]);
     const secret = await cli(["serve", "--master-key", "A".repeat(43)], { env: env() });
     expect(secret.code).toBe(2);
     expect(secret.stderr).toContain("--master-key");
