@@ -2,7 +2,7 @@
 # Build:  docker build -t turnkey .
 # Run:    docker run -p 8080:8080 -v turnkey-data:/data turnkey
 # Probes: GET /healthz (liveness) and GET /readyz (readiness); deploy/kubernetes/ has manifests.
-# Supervisor mode: copy /usr/local/bin/turnkey and /usr/bin/tini from this image into the runner's
+# Supervisor mode: copy /usr/local/bin/turnkey and /usr/bin/tini-static (no library dependencies) from this image into the runner's
 # image (docs/kubernetes.md). To give each turn's runner its own uid (TURNKEY_RUNNER_UIDS, README
 # "Isolation"), run the gateway as root with only CAP_SETUID, CAP_SETGID, CAP_CHOWN, CAP_DAC_OVERRIDE
 # and CAP_KILL instead of USER below (deploy/kubernetes/supervisor-isolated.yaml; start-up names a
