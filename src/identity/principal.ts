@@ -7,7 +7,7 @@
  * - `service`: a ServiceAccount / runner bot token; never a user, never an owner.
  */
 export type Principal =
-  | { kind: "user"; userId: string; userName: string; source: "jwt" | "dev" | "forwarded" | "kubernetes"; username?: string; groups?: string[] }
+  | { kind: "user"; userId: string; userName: string; source: "jwt" | "dev" | "forwarded" | "kubernetes"; username?: string; groups?: string[]; uid?: string; extra?: Record<string, string[]> }
   | { kind: "turn"; userId: string; project: string; session: string; runId: string; tokenId: string }
   | { kind: "service"; name: string; project?: string; session?: string };
 
@@ -23,10 +23,16 @@ export function principalSubject(p: Principal): string {
   }
 }
 
-/** The Kubernetes identity of a user: the original username and groups (see `KubeSubject`). */
+/**
+ * The Kubernetes identity of a user: the original username and groups, and the TokenReview's
+ * `uid`/`extra` when it gave them (see `KubeSubject`). `extra` carries e.g. OpenShift's scopes of a
+ * scoped token, which the authorizer needs to limit the token to them.
+ */
 export interface UserSubject {
   username: string;
   groups?: string[];
+  uid?: string;
+  extra?: Record<string, string[]>;
 }
 
 /**
@@ -35,9 +41,14 @@ export interface UserSubject {
  * @example subjectOf({ kind: "user", userId: "alice-example.com", userName: "Alice", source: "jwt", username: "alice@example.com" })
  *   // → { username: "alice@example.com" }
  */
-export function subjectOf(p: { username?: string; groups?: string[] }): UserSubject | undefined {
+export function subjectOf(p: { username?: string; groups?: string[]; uid?: string; extra?: Record<string, string[]> }): UserSubject | undefined {
   if (!p.username) return undefined;
-  return { username: p.username, ...(p.groups?.length ? { groups: [...p.groups] } : {}) };
+  return {
+    username: p.username,
+    ...(p.groups?.length ? { groups: [...p.groups] } : {}),
+    ...(p.uid ? { uid: p.uid } : {}),
+    ...(p.extra && Object.keys(p.extra).length ? { extra: structuredClone(p.extra) } : {}),
+  };
 }
 
 /**

@@ -76,7 +76,15 @@ function peekJwt(token: string): { exp?: number; iss?: string; sub?: string } {
  * access key the service account's (the key's RoleBindings, not everything its creator may do).
  * @throws TurnkeyError 503 `identity_unavailable` when the ServiceAccount cannot be read.
  */
-export async function principalForKubernetesUser(core: CoreV1Api, username: string, groups: readonly string[] = []): Promise<Principal | null> {
+export async function principalForKubernetesUser(
+  core: CoreV1Api,
+  username: string,
+  groups: readonly string[] = [],
+  more: { uid?: string; extra?: Record<string, string[]> } = {},
+): Promise<Principal | null> {
+  // uid/extra as the TokenReview gave them: access reviews must see the same user (e.g. the scopes
+  // of an OpenShift scoped token live in `extra`; dropping them reviewed the user's full RBAC).
+  const identity = { username, ...(groups.length ? { groups: [...groups] } : {}), ...(more.uid ? { uid: more.uid } : {}), ...(more.extra && Object.keys(more.extra).length ? { extra: more.extra } : {}) };
   const sa = parseServiceAccountUsername(username);
   if (sa) {
     try {
@@ -84,7 +92,7 @@ export async function principalForKubernetesUser(core: CoreV1Api, username: stri
       const p = classifyServiceAccount({ ...sa, labels: obj.metadata?.labels ?? {}, annotations: obj.metadata?.annotations ?? {} });
       // An access key acts as its creator (their credentials) with the key's own RBAC: access
       // reviews are made for the service account, so a key can do no more than it was bound to.
-      return p?.kind === "user" ? { ...p, username, ...(groups.length ? { groups: [...groups] } : {}) } : p;
+      return p?.kind === "user" ? { ...p, ...identity } : p;
     } catch (err) {
       // Deleted (404), or in a namespace Turnkey may not read (403: not one of its projects): not
       // a runner or access key Turnkey knows, so not a caller at all.
@@ -95,7 +103,7 @@ export async function principalForKubernetesUser(core: CoreV1Api, username: stri
   const userId = sanitizeUserId(username);
   if (!userId) return null;
   // `username`/`groups` as the API server named them: SubjectAccessReviews must use these.
-  return { kind: "user", userId, userName: sanitizeDisplayName(username), source: "kubernetes", username, ...(groups.length ? { groups: [...groups] } : {}) };
+  return { kind: "user", userId, userName: sanitizeDisplayName(username), source: "kubernetes", ...identity };
 }
 
 /**
@@ -156,7 +164,10 @@ export class TokenReviewAuthenticator implements Authenticator, BearerAuthentica
     if (status?.authenticated !== true || typeof status.user?.username !== "string" || !status.user.username) return negative;
     // The API server answers with the audiences it accepted; demand one of ours (absent = its own).
     if (this.#audiences.length && !(status.audiences ?? []).some((a) => this.#audiences.includes(a))) return negative;
-    const principal = await principalForKubernetesUser(this.#core, status.user.username, status.user.groups ?? []);
+    const principal = await principalForKubernetesUser(this.#core, status.user.username, status.user.groups ?? [], {
+      ...(typeof status.user.uid === "string" && status.user.uid ? { uid: status.user.uid } : {}),
+      ...(status.user.extra ? { extra: status.user.extra } : {}),
+    });
     if (!principal) return negative;
     return { value: { ok: true, principal }, ttlMs: Math.min(untilExp, TOKEN_REVIEW_MAX_TTL_MS) };
   }

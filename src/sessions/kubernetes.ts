@@ -33,6 +33,9 @@ export const SESSION_CACHE_MAX_TTL_MS = 30_000;
 export interface KubeSubject {
   username: string;
   groups?: string[];
+  /** The TokenReview's `user.uid` and `user.extra`, passed on so the authorizer sees the same user (scoped tokens). */
+  uid?: string;
+  extra?: Record<string, string[]>;
 }
 
 /** Options of `KubernetesSessionStore`. */
@@ -135,7 +138,8 @@ export class KubernetesSessionStore implements SessionStore {
 
   async #review(who: KubeSubject, project: string, session: string, verb: "update" | "get"): Promise<boolean> {
     const groups = [...(who.groups ?? [])].sort();
-    const key = JSON.stringify([who.username, groups, project, session, verb]);
+    const extra = who.extra ? Object.fromEntries(Object.entries(who.extra).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, v]) => [k, [...v].sort()])) : undefined;
+    const key = JSON.stringify([who.username, groups, who.uid ?? "", extra ?? {}, project, session, verb]);
     return this.#sars.getOrLoad(key, async () => {
       try {
         const res = await this.#authz.createSubjectAccessReview({
@@ -145,6 +149,8 @@ export class KubernetesSessionStore implements SessionStore {
             spec: {
               user: who.username,
               ...(groups.length ? { groups } : {}),
+              ...(who.uid ? { uid: who.uid } : {}),
+              ...(extra && Object.keys(extra).length ? { extra } : {}),
               resourceAttributes: { namespace: project, verb, group: AGENTIC_SESSION.group, resource: AGENTIC_SESSION.plural, name: session },
             },
           },

@@ -51,6 +51,8 @@ export interface FakeTokenUser {
   username: string;
   uid?: string;
   groups?: string[];
+  /** `user.extra` of the review (e.g. OpenShift scopes); absent by default. */
+  extra?: Record<string, string[]>;
   /** Audiences the token is valid for; default: whatever was asked. */
   audiences?: string[];
 }
@@ -164,7 +166,7 @@ export function startFakeKubeApi(opts: { pki?: TestPki; token?: string } = {}): 
       const aud = user?.audiences ?? asked;
       const ok = user !== undefined && (asked.length === 0 || asked.some((a) => aud.includes(a)));
       const st = ok
-        ? { authenticated: true, user: { username: user.username, uid: user.uid ?? "uid-1", groups: user.groups ?? [] }, audiences: asked.length ? asked.filter((a) => aud.includes(a)) : aud }
+        ? { authenticated: true, user: { username: user.username, uid: user.uid ?? "uid-1", groups: user.groups ?? [], ...(user.extra ? { extra: user.extra } : {}) }, audiences: asked.length ? asked.filter((a) => aud.includes(a)) : aud }
         : { authenticated: false, error: "token not valid", user: {} };
       return Response.json({ apiVersion: "authentication.k8s.io/v1", kind: "TokenReview", metadata: { creationTimestamp: null }, spec: { audiences: asked }, status: st }, { status: 201 });
     }

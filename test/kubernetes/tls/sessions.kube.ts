@@ -106,6 +106,16 @@ describe("KubernetesSessionStore.roleOf (SubjectAccessReview)", () => {
     expect(await kube.sessions.roleOf("proj", "s1", "oidc-Bob-Example.com")).toBe("none");
   });
 
+  test("the TokenReview's uid and extra (a scoped token's scopes) go into the access review and its cache key", async () => {
+    api.allowed.add("dora|proj|agenticsessions|s1|update");
+    const scoped = { username: "dora", uid: "u-7", extra: { "scopes.authorization.openshift.io": ["user:info"] } };
+    expect(await kube.sessions.roleOf("proj", "s1", "dora", scoped)).toBe("edit");
+    expect(api.log.sars[0]).toMatchObject({ user: "dora", uid: "u-7", extra: { "scopes.authorization.openshift.io": ["user:info"] } });
+    // The same user with other scopes is reviewed again, not served from the cache.
+    await kube.sessions.roleOf("proj", "s1", "dora", { ...scoped, extra: { "scopes.authorization.openshift.io": ["user:full"] } });
+    expect(api.count(KUBE_PATHS.sars)).toBe(2);
+  });
+
   test("the owner's access key is reviewed as its service account: no RoleBindings, no access", async () => {
     const key = { username: "system:serviceaccount:proj:ak-alice", groups: ["system:serviceaccounts"] };
     expect(await kube.sessions.roleOf("proj", "s1", "alice-example.com", key)).toBe("none");

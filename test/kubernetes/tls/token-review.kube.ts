@@ -53,6 +53,7 @@ describe("TokenReviewAuthenticator", () => {
       source: "kubernetes",
       username: "system:serviceaccount:proj:ak-123",
       groups: ["system:serviceaccounts"],
+      uid: "uid-1",
     });
   });
 
@@ -93,7 +94,13 @@ describe("TokenReviewAuthenticator", () => {
       source: "kubernetes",
       username: "oidc:Carol@Example.com",
       groups: ["devs"],
+      uid: "uid-1",
     });
+  });
+
+  test("the review's user.uid and user.extra are kept on the principal for access reviews", async () => {
+    api.tokens.set("scoped", { username: "dora", uid: "u-7", extra: { "scopes.authorization.openshift.io": ["user:info"] } });
+    expect(await auth("scoped")).toMatchObject({ kind: "user", username: "dora", uid: "u-7", extra: { "scopes.authorization.openshift.io": ["user:info"] } });
   });
 
   test("reviews carry spec.audiences = TURNKEY_TOKEN_AUDIENCES; a token for another audience is 401", async () => {
