@@ -205,7 +205,6 @@ export const ENV_SETTINGS: Record<string, [keyof Config, Kind]> = {
   TURNKEY_KUBE_CACHE_TTL_MS: ["kubeCacheTtlMs", "int"],
 };
 
-/** Settings whose values are secret: `redactConfig` replaces them. */
 /**
  * Settings that hold a secret: redacted in the logged configuration, and never accepted as flags
  * (`/proc/<pid>/cmdline` is readable by every local user, runners under per-turn uids included;

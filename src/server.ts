@@ -18,7 +18,7 @@ import { createAuthenticator, type BearerAuthenticator } from "./identity/authen
 import type { SessionStore } from "./sessions/types.ts";
 import type { CredentialStore } from "./credentials/types.ts";
 import { BotTokenAuthenticator } from "./identity/bot-tokens.ts";
-import { ForwardedHeadersAuthenticator } from "./identity/forwarded.ts";
+import { ForwardedHeadersAuthenticator, hostAddresses } from "./identity/forwarded.ts";
 import { createAuditSink } from "./audit/audit.ts";
 import { openEmbeddedStores } from "./store/index.ts";
 import { ActiveRunMap } from "./sessions/active-runs.ts";
@@ -240,16 +240,17 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
 }
 
 /**
- * Whether runners can reach this gateway from loopback: local runners (spawned here) always;
- * remote runners when `TURNKEY_RUNNER_URL` names a loopback host (a sidecar in the same pod).
+ * Whether runners run on this host (and so can connect from its addresses): local runners
+ * (spawned here) always; remote runners when `TURNKEY_RUNNER_URL` names loopback, `0.0.0.0` or one
+ * of this host's interface addresses (a sidecar in the same pod).
  */
-export function runnersShareLoopback(cfg: Pick<Config, "runnerUrl">): boolean {
+export function runnersShareLoopback(cfg: Pick<Config, "runnerUrl">, localAddresses: readonly string[] = hostAddresses()): boolean {
   if (!cfg.runnerUrl) return true;
   let host: string;
   try {
-    host = new URL(cfg.runnerUrl.replaceAll("{project}", "p").replaceAll("{session}", "s")).hostname;
+    host = new URL(cfg.runnerUrl.replaceAll("{project}", "p").replaceAll("{session}", "s")).hostname.replace(/^\[|\]$/g, "");
   } catch {
     return true;
   }
-  return host === "localhost" || host === "[::1]" || /^127\./.test(host);
+  return host === "localhost" || host === "::1" || host === "0.0.0.0" || /^127\./.test(host) || localAddresses.includes(host);
 }

@@ -70,8 +70,10 @@ describe("loopback trust (a runner on this host could pose as the proxy)", () =>
     ["http://[::1]:8001/", true],
     ["http://session-{session}.{project}.svc.cluster.local:8001/", false],
     ["http://10.0.0.7:8001/", false],
-  ])("runner URL %p shares loopback: %p", (runnerUrl, want) => {
-    expect(runnersShareLoopback(runnerUrl ? { runnerUrl } : {})).toBe(want);
+    ["http://0.0.0.0:8001/", true],
+    ["http://192.0.2.2:8001/", true], // this host's own address (given below)
+  ])("runner URL %p runs on this host: %p", (runnerUrl, want) => {
+    expect(runnersShareLoopback(runnerUrl ? { runnerUrl } : {}, ["127.0.0.1", "192.0.2.2"])).toBe(want);
   });
 });
 
