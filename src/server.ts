@@ -208,6 +208,10 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
     websocket: { maxPayloadLength: cfg.maxBodyBytes * 2 },
     // Non-streaming requests still time out; SSE responses lift this per request.
     idleTimeout: 30,
+    // A second gateway on the same port must fail with EADDRINUSE, not share it (SO_REUSEPORT):
+    // two processes would each keep an active-run map and run two turns in one session (found by
+    // a break-it review).
+    reusePort: false,
   });
   const server = app.server;
   if (!server) throw new Error("server did not start");

@@ -73,6 +73,9 @@ export const sessionCredentialRoutes = (deps: AppDeps) =>
     "/api/projects/:project/agentic-sessions/:session/credentials/:provider",
     async ({ params, request, server }) => {
       const provider = providerParam(params.provider);
+      // A provider this gateway does not enable is never loaded into a turn, so its values would
+      // not be redacted from the stream either (found by a break-it review): not served at all.
+      if (!deps.config.providers.includes(provider)) throw badRequest(`provider ${provider} is not enabled on this gateway`, "unknown_provider");
       const { project, session } = params;
       const auth = await authenticate(deps, request, server);
       const rawHeader = request.headers.get("x-runner-current-user");
