@@ -87,7 +87,8 @@ export class LineSplitter {
 
 /** Result of parsing one stdout line. */
 export type ParsedLine =
-  | { kind: "event"; event: BaseEvent }
+  /** `event` is the schema-checked event; `value` the JSON exactly as parsed (members the schema drops, `__proto__` included). */
+  | { kind: "event"; event: BaseEvent; value: unknown }
   | { kind: "skip" }
   | { kind: "invalid"; reason: string };
 
@@ -119,5 +120,5 @@ export function parseEventLine(line: string): ParsedLine {
     const where = issue?.path.length ? issue.path.join(".") + ": " : "";
     return { kind: "invalid", reason: `not an AG-UI event (${where}${issue?.message ?? "invalid"})` };
   }
-  return { kind: "event", event: parsed.data as BaseEvent };
+  return { kind: "event", event: parsed.data as BaseEvent, value };
 }

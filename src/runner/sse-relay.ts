@@ -276,10 +276,14 @@ async function pump(response: Response, opts: RelayOptions, stream: PassThroughS
     }
     const event = parsed.event;
     // Raw bytes only when neither they (comments, other fields, escapes as sent) nor the decoded
-    // event (a secret spelt with \u escapes) contain a secret form.
+    // JSON as sent (a secret spelt with \u escapes, also in members the schema drops, such as
+    // `__proto__`) contain a secret form, and when they hold no lone CR: SSE (and this relay)
+    // ends a line at a bare CR, @ag-ui/client does not, so the sender would read other events
+    // than the watchers (both found by a break-it review).
     const rawText = decoder.decode(block.raw);
-    const json = JSON.stringify(event);
-    const clean = scrubber.size === 0 || (scrubber.scrub(rawText) === rawText && scrubber.scrub(json) === json);
+    const json = JSON.stringify(parsed.value);
+    const loneCr = /\r(?!\n)/.test(rawText);
+    const clean = !loneCr && (scrubber.size === 0 || (scrubber.scrub(rawText) === rawText && scrubber.scrub(json) === json));
     const result = clean ? stream.send(event, block.raw) : stream.send(scrubber.scrubValue(event));
     if (result === "dropped") log.debug({ ...meta, type: event.type }, "dropped out-of-order runner event");
   };

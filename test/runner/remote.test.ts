@@ -124,8 +124,22 @@ describe("RemoteRunnerProxy: byte-for-byte pass-through", () => {
     const g = await run(p, ctx);
     expect(g.outcome.status).toBe("finished");
     expect(g.types).toEqual(["RUN_STARTED", "TEXT_MESSAGE_START", "TEXT_MESSAGE_CONTENT", "TEXT_MESSAGE_END", "RUN_FINISHED"]);
-    expect(g.raws).toEqual(blocks); // the comment-only ": ping" block is dropped
+    // The comment-only ": ping" block is dropped; the block framed with lone CRs is re-encoded
+    // (SSE ends lines at a bare CR, @ag-ui/client does not: raw, the sender would parse it differently).
+    expect(g.raws).toEqual([blocks[0], blocks[1], undefined, blocks[3], blocks[4]]);
     expect((g.events[2] as unknown as { delta: string }).delta).toBe("a  b\r\n c");
+  });
+
+  test("a lone CR cannot make the sender's client and the watchers see different events; a secret under __proto__ is not passed raw", async () => {
+    const ctx = makeContext();
+    const hidden = `: c\rdata: ${JSON.stringify({ type: "TEXT_MESSAGE_CONTENT", messageId: "m1", delta: "hidden" })}\r\r\n`;
+    const proto = `data: {"type":"TEXT_MESSAGE_CONTENT","messageId":"m1","delta":"x","__proto__":{"leak":"\\u0067${SECRETS.github.slice(1)}"}}\n\n`;
+    const r = fake(() => sse([frame({ type: "RUN_STARTED", threadId: ctx.threadId, runId: ctx.runId }), hidden, proto, frame({ type: "RUN_FINISHED", threadId: ctx.threadId, runId: ctx.runId })]));
+    const { p } = proxy(r.url);
+    const g = await run(p, ctx);
+    expect(g.types).toEqual(["RUN_STARTED", "TEXT_MESSAGE_CONTENT", "TEXT_MESSAGE_CONTENT", "RUN_FINISHED"]);
+    expect([g.raws[1], g.raws[2]]).toEqual([undefined, undefined]); // both re-encoded
+    expect(JSON.stringify(g.raws)).not.toContain("\\u0067");
   });
 
   test("a runner echoing a secret: the event is re-encoded with [REDACTED], never passed raw", async () => {
