@@ -18,7 +18,7 @@ import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
 import { waitUntil } from "./wait.ts";
-import { SenderLedger, withoutSenderFields, type LedgerMessage } from "../sessions/sender-ledger.ts";
+import { SenderLedger, withoutSenderClaims, type LedgerMessage } from "../sessions/sender-ledger.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
 /** What the turn service needs of the turn-token issuer (src/identity/turn-token.ts). */
@@ -196,13 +196,11 @@ export class TurnService {
     let snapshotSent = false;
     const publish: TurnEmit = (e, raw) => {
       if (!finishing && (e.type === EventType.RUN_FINISHED || e.type === EventType.RUN_ERROR)) finishing = this.#markFinishing(run, teardown);
-      // Only the gateway says who sent a message: a runner's snapshot loses sender fields (and
-      // its raw bytes, which still hold them).
-      if (e.type === EventType.MESSAGES_SNAPSHOT) {
-        const stripped = withoutSenderFields((e as unknown as { messages?: LedgerMessage[] }).messages ?? []);
-        if (stripped) return deliver({ ...e, messages: stripped } as BaseEvent);
-      }
-      deliver(e, raw);
+      // Only the gateway says who sent a message: a runner's event loses any sender claim (and its
+      // raw bytes, which still hold it).
+      const stripped = withoutSenderClaims(e);
+      if (stripped) deliver(stripped);
+      else deliver(e, raw);
       if (!snapshotSent && e.type === EventType.RUN_STARTED) {
         snapshotSent = true;
         deliver({ type: EventType.MESSAGES_SNAPSHOT, messages: input.messages } as BaseEvent);

@@ -60,6 +60,28 @@ export function withoutSenderFields<M extends LedgerMessage>(messages: readonly 
   });
 }
 
+/**
+ * A runner event with every place a client reads a message's sender from stripped of
+ * `senderId`/`senderDisplayName`: the messages of a MESSAGES_SNAPSHOT, the event's own `metadata`
+ * (@ag-ui/client merges a TEXT_MESSAGE_START's metadata into its message) and `input.messages` of
+ * a RUN_STARTED. Only the gateway says who sent a message (found by two break-it reviews).
+ * @returns the stripped copy, or `undefined` when the event claimed no sender (keep it and its raw bytes).
+ */
+export function withoutSenderClaims<E extends object>(event: E): E | undefined {
+  const e = event as { messages?: LedgerMessage[]; metadata?: Record<string, unknown>; input?: { messages?: LedgerMessage[] } };
+  const claims = (m: Record<string, unknown> | undefined) => !!m && typeof m === "object" && ("senderId" in m || "senderDisplayName" in m);
+  const messages = Array.isArray(e.messages) ? withoutSenderFields(e.messages) : undefined;
+  const inputMessages = Array.isArray(e.input?.messages) ? withoutSenderFields(e.input.messages) : undefined;
+  const metadata = claims(e.metadata) ? (({ senderId: _i, senderDisplayName: _n, ...rest }) => rest)(e.metadata!) : undefined;
+  if (!messages && !inputMessages && !metadata) return undefined;
+  return {
+    ...event,
+    ...(messages ? { messages } : {}),
+    ...(metadata ? { metadata } : {}),
+    ...(inputMessages ? { input: { ...e.input, messages: inputMessages } } : {}),
+  };
+}
+
 /** The per-session sender ledger (module doc). */
 export class SenderLedger {
   #sessions = new Map<string, Map<string, SenderStamp>>();

@@ -1,6 +1,6 @@
 /** SenderLedger (src/sessions/sender-ledger.ts): stamping rules, seeding and bounds. */
 import { describe, expect, test } from "bun:test";
-import { SenderLedger, type LedgerMessage } from "../../src/sessions/sender-ledger.ts";
+import { SenderLedger, withoutSenderClaims, type LedgerMessage } from "../../src/sessions/sender-ledger.ts";
 
 const alice = { senderId: "alice", senderDisplayName: "Alice" };
 const bob = { senderId: "bob", senderDisplayName: "Bob" };
@@ -55,5 +55,20 @@ describe("SenderLedger.stamp", () => {
     l.stamp("p", "t", [user("9", "z")], alice);
     l.stamp("p", "u", [user("9", "z")], alice); // drops session p/s (least recently used)
     expect(senders(l.stamp("p", "s", [user("1", "a")], bob))).toEqual(["bob"]);
+  });
+});
+
+describe("withoutSenderClaims (runner events)", () => {
+  test.each([
+    ["snapshot messages", { type: "MESSAGES_SNAPSHOT", messages: [{ id: "1", role: "user", metadata: { senderId: "alice", k: 1 } }] }, { type: "MESSAGES_SNAPSHOT", messages: [{ id: "1", role: "user", metadata: { k: 1 } }] }],
+    ["event metadata (TEXT_MESSAGE_START)", { type: "TEXT_MESSAGE_START", messageId: "m", role: "user", metadata: { senderId: "alice", senderDisplayName: "Alice" } }, { type: "TEXT_MESSAGE_START", messageId: "m", role: "user", metadata: {} }],
+    ["RUN_STARTED input messages", { type: "RUN_STARTED", input: { runId: "r", messages: [{ id: "1", role: "user", metadata: { senderDisplayName: "Alice" } }] } }, { type: "RUN_STARTED", input: { runId: "r", messages: [{ id: "1", role: "user", metadata: {} }] } }],
+  ])("%s lose sender fields", (_n, event, want) => {
+    expect(withoutSenderClaims(event)).toEqual(want as never);
+  });
+
+  test("an event that claims no sender is left alone (undefined: keep its raw bytes)", () => {
+    for (const e of [{ type: "TEXT_MESSAGE_CONTENT", messageId: "m", delta: "senderId" }, { type: "MESSAGES_SNAPSHOT", messages: [{ id: "1", role: "user" }] }, { type: "CUSTOM", metadata: { other: 1 } }])
+      expect(withoutSenderClaims(e)).toBeUndefined();
   });
 });
