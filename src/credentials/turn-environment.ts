@@ -183,3 +183,13 @@ export function buildTurnEnvironment(ctx: TurnContext, opts: TurnEnvironmentOpti
 
   return { env, files, secrets: [...new Set(secrets)] };
 }
+
+/**
+ * The secret values of credential records, as `buildTurnEnvironment` collects them for a turn's
+ * scrubber (tokens, API keys, passwords; not URLs, names or emails). Pure, no files.
+ * @example credentialSecrets({ github: { token: "ghp_x…" } }) // → ["ghp_x…"]
+ */
+export function credentialSecrets(credentials: TurnContext["credentials"]): string[] {
+  const ctx = { credentials, turnToken: "", project: "p", session: "s", threadId: "t", runId: "r", userId: "u", userName: "u", credentialsUrl: "", input: {}, deadline: 0 } as unknown as TurnContext;
+  return buildTurnEnvironment(ctx, { turnDir: "/nonexistent", passthrough: [], baseEnv: {}, githubHosts: [], gitlabHosts: [] }).secrets;
+}

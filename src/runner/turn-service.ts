@@ -18,6 +18,7 @@ import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
 import { waitUntil } from "./wait.ts";
+import { SecretScrubber } from "./scrub.ts";
 import { SenderLedger, withoutSenderClaims, type LedgerMessage } from "../sessions/sender-ledger.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
@@ -85,6 +86,11 @@ export class TurnService {
   #senders: SenderLedger;
   /** The session incarnation each session's ledger entries belong to. */
   #incarnations = new Map<string, string>();
+  /**
+   * Per live run: secrets the credential endpoint served during the turn that may not be among
+   * those it started with (rotated mid-turn), and a scrubber over them (see `noteServedSecrets`).
+   */
+  #served = new Map<string, { values: Set<string>; scrubber: SecretScrubber }>();
 
   constructor(deps: TurnServiceDeps) {
     this.#d = deps;
@@ -159,6 +165,26 @@ export class TurnService {
     return true;
   }
 
+  /**
+   * Record secret values the credential endpoint just served in a session, so every live turn of
+   * that session redacts them from its events too. The executor's scrubber holds the values the
+   * turn started with; a credential stored or rotated during the turn (or a Kubernetes Secret
+   * updated) would otherwise reach the other participants in clear (found by a break-it review).
+   * Runner stderr logs keep only the executor's scrubbing.
+   */
+  noteServedSecrets(project: string, session: string, values: readonly string[]): void {
+    if (values.length === 0) return;
+    const prefix = `${project}/${session}/`;
+    for (const key of this.#live.keys()) {
+      if (!key.startsWith(prefix)) continue;
+      const entry = this.#served.get(key) ?? { values: new Set<string>(), scrubber: new SecretScrubber([]) };
+      const before = entry.values.size;
+      for (const v of values) entry.values.add(v);
+      if (entry.values.size !== before) entry.scrubber = new SecretScrubber(entry.values);
+      this.#served.set(key, entry);
+    }
+  }
+
   /** The executor's capabilities JSON, or undefined when it does not say (issue 3 §7). */
   async capabilities(ctx: { project: string; session: string }): Promise<Record<string, unknown> | undefined> {
     return this.#d.executor.capabilities?.(ctx);
@@ -198,9 +224,18 @@ export class TurnService {
       if (!finishing && (e.type === EventType.RUN_FINISHED || e.type === EventType.RUN_ERROR)) finishing = this.#markFinishing(run, teardown);
       // Only the gateway says who sent a message: a runner's event loses any sender claim (and its
       // raw bytes, which still hold it).
-      const stripped = withoutSenderClaims(e);
-      if (stripped) deliver(stripped);
-      else deliver(e, raw);
+      let out: BaseEvent = withoutSenderClaims(e) ?? e;
+      let bytes = out === e ? raw : undefined;
+      // Secrets served to this turn after it started (see `noteServedSecrets`).
+      const late = this.#served.get(key)?.scrubber;
+      if (late && late.size > 0) {
+        const json = JSON.stringify(out);
+        if (late.scrub(json) !== json) {
+          out = late.scrubValue(out);
+          bytes = undefined;
+        }
+      }
+      deliver(out, bytes);
       if (!snapshotSent && e.type === EventType.RUN_STARTED) {
         snapshotSent = true;
         deliver({ type: EventType.MESSAGES_SNAPSHOT, messages: input.messages } as BaseEvent);
@@ -248,6 +283,7 @@ export class TurnService {
       clearTimeout(deadlineTimer);
       signal.removeEventListener("abort", onAbort);
       this.#live.delete(key);
+      this.#served.delete(key);
       endTeardown();
       finishing?.();
       d.turnTokens.revoke(run.tokenId);

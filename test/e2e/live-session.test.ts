@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join, resolve } from "node:path";
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { SignJWT } from "jose";
 import { acrossRestarts, startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
 import { openSse, openStalled, openWs } from "../helpers/streams.ts";
@@ -369,6 +369,33 @@ describe("message senders across a restart", () => {
         expect(msgs.map((m: { metadata: { senderId: string } }) => m.metadata.senderId)).toEqual(["alice", "bob"]);
       },
     );
+  });
+});
+
+describe("a credential rotated during a turn", () => {
+  test("the new value the runner fetched is redacted for the sender, the watchers and the stored log", async () => {
+    const gw = await startGateway({ TURNKEY_RUNNER_COMMAND: runner("fetch-late") });
+    const gate = join(gw.dataDir, "gate");
+    try {
+      const alice = await gw.token("alice");
+      const bob = await gw.token("bob");
+      await gw.api("POST", "/api/projects/demo/agentic-sessions", { token: alice, body: { name: "live" } });
+      await gw.api("PUT", `${base}/collaborators/bob`, { token: alice, body: { role: "edit" } });
+      await gw.api("PUT", "/api/users/me/credentials/github", { token: bob, body: { token: "ghp_bob_before_rotation_000000" } });
+      const watcher = await openSse(`${gw.url}${base}/agui/events`, alice);
+      const turn = runTurn(gw, "demo", "live", bob, { forwardedProps: { fixture: { waitForFile: gate } } });
+      await watcher.waitFor((e) => e.type === "CUSTOM" && e.name === "waiting");
+      const rotated = "ghp_bob_ROTATED_mid_turn_777777";
+      await gw.api("PUT", "/api/users/me/credentials/github", { token: bob, body: { token: rotated } });
+      writeFileSync(gate, "");
+      const r = await turn;
+      await watcher.waitFor((e) => e.type === "RUN_FINISHED");
+      expect(r.text).toContain("token [REDACTED]");
+      for (const seen of [r.text, JSON.stringify(watcher.events), JSON.stringify(gw.server.deps.bus.log?.replay("demo", "live", 0))]) expect(seen).not.toContain(rotated);
+      watcher.close();
+    } finally {
+      await gw.stop();
+    }
   });
 });
 

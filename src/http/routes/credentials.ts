@@ -12,6 +12,8 @@
  *   only narrow access, never widen it.
  */
 import { Elysia, t } from "elysia";
+import { credentialSecrets } from "../../credentials/turn-environment.ts";
+import type { TurnContext } from "../../runner/types.ts";
 import { badRequest, notFound, TurnkeyError } from "../../errors.ts";
 import { isProvider, PROVIDERS, type ProviderName } from "../../credentials/providers.ts";
 import { parseCredential } from "../../credentials/schemas.ts";
@@ -123,6 +125,9 @@ export const sessionCredentialRoutes = (deps: AppDeps) =>
       }
       const record = await deps.credentials.get(decision.effectiveUserId, provider);
       if (!record) throw notFound(`${provider} is not configured for this user`, "credential_not_found");
+      // What is served now may be newer than what the session's live turns started with: they
+      // must redact it as well before anyone sees their events.
+      deps.turns.noteServedSecrets(project, session, credentialSecrets({ [provider]: record } as TurnContext["credentials"]));
       return credentialResponse(provider, record, decision.effectiveUserId);
     },
     { params: t.Object({ project: Dns1123, session: Dns1123, provider: t.String({ maxLength: 64 }) }) },
