@@ -2,7 +2,7 @@
  * The streaming core shared by the remote runner proxy and the spawned HTTP runner (DESIGN
  * §2.2, issue 3 scope 1-2): POST the RunAgentInput to a runner, read its SSE answer event by
  * event, validate and scrub each event, and hand it on with the exact bytes the runner sent
- * when scrubbing changed nothing.
+ * when scrubbing changed nothing and the block has no bare CR line break (re-encoded otherwise).
  *
  * Flow control: the body is read one chunk at a time and every complete event is handed to
  * `emit` synchronously before the next read, so the gateway holds at most one chunk plus one
