@@ -27,6 +27,7 @@ import { SessionEventLog } from "./sessions/event-log.ts";
 import { TurnService } from "./runner/turn-service.ts";
 import { createTurnExecutor } from "./runner/select.ts";
 import { TurnJournal } from "./runner/turn-journal.ts";
+import { lockDataDir } from "./store/data-dir-lock.ts";
 import { openRunnerUidPool } from "./runner/runner-uids.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 import type { JWTVerifyGetKey } from "jose";
@@ -120,7 +121,19 @@ export async function startServer(cfg: Config, opts: StartOptions = {}): Promise
   const logger = opts.logger ?? createLogger(cfg.logLevel);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
   logger.info({ config: redactConfig(cfg) }, "starting turnkey");
+  // Before anything else touches the data dir (crash recovery above all): one gateway per data dir.
+  const unlock = lockDataDir(cfg.dataDir);
+  try {
+    const running = await startLocked(cfg, opts, logger);
+    return { ...running, stop: () => running.stop().finally(unlock) };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
 
+/** `startServer` once the data dir is locked. */
+async function startLocked(cfg: Config, opts: StartOptions, logger: Logger): Promise<RunningServer> {
   // Checked before anything is opened: a refused configuration leaves nothing behind.
   const forwarded = cfg.trustedProxies.length ? new ForwardedHeadersAuthenticator(cfg.trustedProxies) : undefined;
   if (forwarded?.trustsLocalPeers() && runnersShareLoopback(cfg))

@@ -69,3 +69,29 @@ describe("crash recovery", () => {
     }
   }, 60_000);
 });
+
+describe("one gateway per data dir", () => {
+  test("a second gateway on a data dir in use refuses to start and touches none of the first one's turns", async () => {
+    const shared = mkdtempSync(join(tmpdir(), "turnkey-lock-"));
+    const env2 = { ...env, TURNKEY_DATA_DIR: shared };
+    const first = await startGatewayProcess(env2);
+    try {
+      const issuer = await DevIssuer.open(loadConfig({ TURNKEY_DATA_DIR: shared }));
+      const bob = await issuer.mint({ userId: "bob" });
+      expect((await first.api("POST", "/api/projects/demo/agentic-sessions", { token: bob, body: { name: "s" } })).status).toBe(201);
+      expect((await first.api("POST", "/api/projects/demo/agentic-sessions/s/agui/run", { token: bob, body: { messages: [{ id: "m", role: "user", content: "wait" }] } })).status).toBe(202);
+      const journal = () => (existsSync(join(shared, "live-turns")) ? readdirSync(join(shared, "live-turns")) : []);
+      for (let end = Date.now() + 10_000; journal().length === 0 && Date.now() < end; ) await Bun.sleep(20);
+      const journalled = journal();
+      expect(journalled).toHaveLength(1);
+      await expect(startGatewayProcess(env2, { startTimeoutMs: 10_000 })).rejects.toThrow(/TURNKEY_DATA_DIR/);
+      // The first gateway's turn is untouched: still journalled, still running.
+      expect(journal()).toEqual(journalled);
+      const r = await first.api("POST", "/api/projects/demo/agentic-sessions/s/agui/interrupt", { token: bob, body: {} });
+      expect(r.status).toBe(202);
+    } finally {
+      await first.stop();
+      rmSync(shared, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
