@@ -12,7 +12,7 @@ import { EventType, type BaseEvent, type RunAgentInput } from "@ag-ui/core";
 import { forbidden, notFound, TurnkeyError } from "../errors.ts";
 import { mayPerform } from "../rbac/session-access.ts";
 import type { ActiveRunMap, ActiveRun } from "../sessions/active-runs.ts";
-import { incarnationOf, type SessionStore } from "../sessions/types.ts";
+import { incarnationOf, type Session, type SessionStore } from "../sessions/types.ts";
 import type { SessionEventBus } from "../sessions/event-bus.ts";
 import type { CredentialStore } from "../credentials/types.ts";
 import type { ProviderName } from "../credentials/providers.ts";
@@ -91,6 +91,8 @@ export class TurnService {
    * those it started with (rotated mid-turn), and a scrubber over them (see `noteServedSecrets`).
    */
   #served = new Map<string, { values: Set<string>; scrubber: SecretScrubber }>();
+  /** The session incarnation each live run started in (`bindIncarnation`). */
+  #runIncarnation = new Map<string, string>();
 
   constructor(deps: TurnServiceDeps) {
     this.#d = deps;
@@ -112,7 +114,7 @@ export class TurnService {
       throw forbidden("you may not send turns in this session");
     }
     if (!mayPerform(role, "run")) throw forbidden("view collaborators may watch but not send turns");
-    await this.#bindIncarnation(project, session);
+    const incarnation = await this.bindIncarnation(project, session);
 
     const startedAt = Date.now();
     const deadline = startedAt + d.turnTimeoutMs;
@@ -139,7 +141,7 @@ export class TurnService {
       execute: (emit, signal, flow) => {
         if (executed) throw new Error("turn already executed");
         executed = true;
-        return this.#execute(run, sender, minted.token, input, emit, signal, flow);
+        return this.#execute(run, sender, minted.token, input, emit, signal, flow, incarnation);
       },
     };
   }
@@ -195,9 +197,11 @@ export class TurnService {
     for (const c of this.#live.values()) c.abort(new TurnAbort("gateway_shutdown", "Gateway is shutting down"));
   }
 
-  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal, flow?: TurnFlow): Promise<TurnOutcome> {
+  async #execute(run: ActiveRun, sender: Sender, token: string, input: RunAgentInput, emit: TurnEmit, signal: AbortSignal, flow?: TurnFlow, incarnation?: string): Promise<TurnOutcome> {
     const d = this.#d;
     const key = `${run.project}/${run.session}/${run.runId}`;
+    const sessionKey = `${run.project}/${run.session}`;
+    if (incarnation !== undefined) this.#runIncarnation.set(key, incarnation);
     let finishing: (() => void) | undefined;
     let endTeardown!: () => void;
     const teardown = new Promise<void>((r) => (endTeardown = r));
@@ -210,7 +214,8 @@ export class TurnService {
     // Watchers first: handing the event to the requester can abort the turn synchronously (a
     // client too slow to read), and the RUN_ERROR that follows must come after this event.
     const deliver: TurnEmit = (e, raw) => {
-      d.bus.publish(run.project, run.session, run.runId, e);
+      // A turn of an earlier incarnation of the session publishes nothing to the current one.
+      if (incarnation === undefined || this.#incarnations.get(sessionKey) === incarnation) d.bus.publish(run.project, run.session, run.runId, e);
       try {
         emit(e, raw);
       } catch {
@@ -284,6 +289,7 @@ export class TurnService {
       signal.removeEventListener("abort", onAbort);
       this.#live.delete(key);
       this.#served.delete(key);
+      this.#runIncarnation.delete(key);
       endTeardown();
       finishing?.();
       d.turnTokens.revoke(run.tokenId);
@@ -305,16 +311,33 @@ export class TurnService {
    * Make sure stored events and message senders belong to the session as it exists now: one
    * deleted and created again under the same name starts empty (`incarnationOf`).
    */
-  async #bindIncarnation(project: string, session: string): Promise<void> {
-    const current = await this.#d.sessions.get(project, session);
-    if (!current) return;
-    const id = incarnationOf(current);
+  /**
+   * Make sure stored events, message senders and live turns belong to the session as it exists
+   * now (`incarnationOf`): one deleted and created again under the same name starts with an empty
+   * log and ledger, and turns still running for the earlier incarnation are aborted (RUN_ERROR
+   * `session_replaced`, full teardown) and publish nothing more to the session: their events would
+   * otherwise reach the new session's participants (found by a break-it review). Waits (at most
+   * `teardownWaitMs`) for those turns to end, so the new incarnation is not busy with them.
+   * Called for every turn and by the live view before its replay.
+   * @param current the session as just read, when the caller has it.
+   * @returns the incarnation ID, or undefined when the session does not exist.
+   */
+  async bindIncarnation(project: string, session: string, current?: Pick<Session, "uid" | "createdAt"> | null): Promise<string | undefined> {
+    const s = current ?? (await this.#d.sessions.get(project, session));
+    if (!s) return undefined;
+    const id = incarnationOf(s);
     const key = `${project}/${session}`;
     this.#d.bus.bindIncarnation(project, session, id);
-    if (this.#incarnations.get(key) !== id) {
-      if (this.#incarnations.has(key)) this.#senders.forget(project, session);
-      this.#incarnations.set(key, id);
-    }
+    if (this.#incarnations.get(key) === id) return id;
+    const replaced = this.#incarnations.has(key);
+    this.#incarnations.set(key, id);
+    if (!replaced) return id;
+    this.#senders.forget(project, session);
+    const stale = [...this.#runIncarnation].filter(([runKey, inc]) => runKey.startsWith(`${key}/`) && inc !== id).map(([runKey]) => runKey);
+    for (const runKey of stale) this.#live.get(runKey)?.abort(new TurnAbort("session_replaced", "The session was deleted and created again"));
+    const until = Date.now() + (this.#d.teardownWaitMs ?? 10_000);
+    while (stale.some((k) => this.#runIncarnation.has(k)) && Date.now() < until) await Bun.sleep(20);
+    return id;
   }
 
   /** Record that `run` only tears down now; returns the function that forgets it. */

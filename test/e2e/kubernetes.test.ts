@@ -284,7 +284,7 @@ describe("observability and cost", () => {
 });
 
 describe("a session deleted and created again under the same name", () => {
-  test("starts empty: its participants never see the earlier incarnation's events", async () => {
+  test("starts empty: its participants never see the earlier incarnation's events, stored or still streaming", async () => {
     const fresh = await startGatewayProcess({
       KUBECONFIG: api.kubeconfigPath,
       NODE_EXTRA_CA_CERTS: pki.caFile,
@@ -292,7 +292,7 @@ describe("a session deleted and created again under the same name", () => {
       TURNKEY_CREDENTIALS_NAMESPACE: NS,
       TURNKEY_TOKEN_AUDIENCES: "turnkey",
       TURNKEY_KUBE_CACHE_TTL_MS: "0", // see the re-created object at once
-      TURNKEY_RUNNER_COMMAND: runner("whoami"),
+      TURNKEY_RUNNER_COMMAND: runner("script"),
     });
     const cr = (uid: string, created: string) => ({
       apiVersion: "vteam.ambient-code/v1alpha1",
@@ -300,14 +300,30 @@ describe("a session deleted and created again under the same name", () => {
       metadata: { name: "reborn", namespace: "demo", uid, creationTimestamp: created },
       spec: { userContext: { userId: "alice@example.com" } },
     });
-    /** The events an `agui/events` stream replays on connect (read for 400 ms). */
-    const replayed = async () => {
+    const path = "/api/projects/demo/agentic-sessions/reborn";
+    /** Run a scripted turn: RUN_STARTED, CUSTOM events named `names` `delayMs` apart, RUN_FINISHED. */
+    const run = (names: string[], delayMs: number, accept = "text/event-stream") =>
+      fetch(`${fresh.url}${path}/agui/run`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${T.alice}`, "content-type": "application/json", accept },
+        body: JSON.stringify({
+          messages: [{ id: `m-${names[0]}`, role: "user", content: "go" }],
+          forwardedProps: {
+            fixture: {
+              delayMs,
+              lines: [`{"type":"RUN_STARTED","threadId":"{threadId}","runId":"{runId}"}`, ...names.map((n) => JSON.stringify({ type: "CUSTOM", name: n, value: n })), `{"type":"RUN_FINISHED","threadId":"{threadId}","runId":"{runId}"}`],
+            },
+          },
+        }),
+      });
+    /** What an `agui/events` stream delivers in its first `ms` (replay, then live). */
+    const watch = async (ms: number) => {
       const ac = new AbortController();
-      const res = await fetch(`${fresh.url}/api/projects/demo/agentic-sessions/reborn/agui/events`, { headers: { authorization: `Bearer ${T.alice}` }, signal: ac.signal });
+      const res = await fetch(`${fresh.url}${path}/agui/events`, { headers: { authorization: `Bearer ${T.alice}` }, signal: ac.signal });
       expect(res.status).toBe(200);
       const reader = res.body!.getReader();
       let text = "";
-      const stop = setTimeout(() => ac.abort(), 400);
+      const stop = setTimeout(() => ac.abort(), ms);
       try {
         for (;;) {
           const { value, done } = await reader.read();
@@ -323,10 +339,18 @@ describe("a session deleted and created again under the same name", () => {
     };
     try {
       api.sessions.set("demo/reborn", cr("uid-first", "2025-02-03T04:05:06Z"));
-      expect((await runTurn(fresh, T.alice, "reborn")).status).toBe(200);
-      expect((await replayed()).some((e) => e.type === "RUN_STARTED")).toBe(true);
+      expect((await run(["old-stored"], 0)).status).toBe(200);
+      expect((await watch(400)).some((e) => e.name === "old-stored")).toBe(true);
+      // A slow turn of the first incarnation is still streaming when the session is re-created.
+      expect((await run(["old-1", "old-2", "old-3", "old-4", "old-5", "old-6"], 500, "application/json")).status).toBe(202);
+      await Bun.sleep(300);
       api.sessions.set("demo/reborn", cr("uid-second", "2025-02-03T04:05:06Z")); // same second, new object
-      expect(await replayed()).toEqual([]);
+      const seen = await watch(1500);
+      expect(seen.filter((e) => String(e.name ?? "").startsWith("old-") || e.type === "RUN_STARTED")).toEqual([]);
+      // The new incarnation is not busy with the old turn.
+      const next = await run(["new-1"], 0);
+      expect(next.status).toBe(200);
+      expect(await next.text()).toContain("new-1");
     } finally {
       api.sessions.delete("demo/reborn");
       await fresh.stop();

@@ -28,7 +28,6 @@ import { RunIdString, SessionParams } from "../schemas.ts";
 import { createSseChannel, SSE_HEADERS } from "../sse.ts";
 import { guardWatcher, watcherSlotsFor } from "../watch-guard.ts";
 import { authorizeSession } from "./sessions.ts";
-import { incarnationOf } from "../../sessions/types.ts";
 
 const encoder = new EventEncoder();
 const utf8 = new TextEncoder();
@@ -122,8 +121,9 @@ export const aguiLiveRoutes = (deps: AppDeps) =>
         const sinceVersion = deps.bus.membershipVersion(project, session);
         const user = requireUser(await authenticate(deps, request, server));
         const current = await authorizeSession(deps, project, session, user.userId, "watch", subjectOf(user));
-        // Replay only this incarnation's events: a session re-created under the same name starts empty.
-        deps.bus.bindIncarnation(project, session, incarnationOf(current));
+        // Replay only this incarnation's events: a session re-created under the same name starts
+        // empty, and turns of the earlier one are ended (TurnService.bindIncarnation).
+        await deps.turns.bindIncarnation(project, session, current);
         const slot = watcherSlotsFor(deps.config).acquire(user.userId);
         if ("refused" in slot) throw tooManyWatchers(slot.refused);
         server?.timeout(request, 0);
