@@ -180,7 +180,7 @@ async function startLocked(cfg: Config, opts: StartOptions, logger: Logger): Pro
   );
   let boundPort = cfg.port;
   // Spawned turns are journalled; what a killed gateway left behind is cleaned up before any turn runs.
-  const journal = cfg.runnerUrl ? undefined : new TurnJournal(dataPath(cfg, "live-turns"));
+  const journal = cfg.runnerUrl ? undefined : new TurnJournal(dataPath(cfg, "live-turns"), cfg.turnsDir ?? dataPath(cfg, "turns"));
   await journal?.recover(logger);
   const executor = opts.executor ?? createTurnExecutor(cfg, logger, await runnerUidPool(cfg, logger), journal);
   const turns = new TurnService({

@@ -20,8 +20,9 @@ export function createApp(deps: AppDeps) {
   const logUnavailable = unavailableLogger(deps.logger);
   return new Elysia({ name: "turnkey" })
     .onRequest(({ request }) => {
-      // Malformed percent-encoding in the path: Elysia's lenient decoding would turn
-      // `%E0%A4%Abob` into another user ID ("ob"), so refuse it (found by a break-it review).
+      // Malformed percent-encoding in the path (`%ZZbob`, `mal%E0lory`, a truncated UTF-8
+      // sequence): Elysia's lenient decoding turned such IDs into other user IDs, so refuse it
+      // (found by a break-it review). Well-formed non-ASCII is decoded and then sanitised.
       if (!decodablePath(request.url)) return errorResponse(400, "bad_request", "malformed percent-encoding in the request path");
       // The live-view WebSocket route answers only a complete upgrade (RFC 6455 §4.1); anything
       // else would get Elysia's plain-text 400 or a misleading 404.

@@ -8,6 +8,7 @@
  * to the credential endpoint, never the credentials themselves.
  */
 import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
+import { jsonTooDeep } from "../json.ts";
 import type { RunRef, TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LiveTurns, runRef, type LiveTurn } from "./live-turns.ts";
 import { SecretScrubber } from "./scrub.ts";
@@ -67,6 +68,9 @@ interface RemoteTurn extends LiveTurn {
 export function turnSecrets(ctx: TurnContext): string[] {
   return buildTurnEnvironment(ctx, { turnDir: "/nonexistent", passthrough: [], baseEnv: {}, githubHosts: [], gitlabHosts: [] }).secrets;
 }
+
+/** Largest capabilities document accepted from a runner, characters. */
+const MAX_CAPABILITIES_CHARS = 64 * 1024;
 
 /**
  * Forwards each turn to a remote AG-UI runner over HTTP.
@@ -190,7 +194,8 @@ export class RemoteRunnerProxy implements TurnExecutor {
 
   /**
    * The runner's `GET <runner base>/capabilities` JSON object, or `UNKNOWN_CAPABILITIES` on any
-   * error (unreachable, non-2xx, not a JSON object, slower than `capabilitiesTimeoutMs`).
+   * error (unreachable, non-2xx, not a JSON object, over 64 Ki characters or nested deeper than
+   * `MAX_JSON_DEPTH`, slower than `capabilitiesTimeoutMs`).
    * Sends no user identity (there is no turn), only `X-Ambient-Session-Token` when configured.
    */
   async capabilities(where: { project: string; session: string }): Promise<Record<string, unknown>> {
@@ -204,7 +209,10 @@ export class RemoteRunnerProxy implements TurnExecutor {
         void res.body?.cancel().catch(() => {});
         throw new Error(`HTTP ${res.status}`);
       }
-      const body: unknown = await res.json();
+      const text = await res.text();
+      if (text.length > MAX_CAPABILITIES_CHARS) throw new Error("capabilities too large");
+      if (jsonTooDeep(text)) throw new Error("capabilities nested too deeply");
+      const body: unknown = JSON.parse(text);
       if (body === null || typeof body !== "object" || Array.isArray(body)) throw new Error("not a JSON object");
       return body as Record<string, unknown>;
     } catch (err) {

@@ -6,7 +6,9 @@
  *
  * One file per live turn in `<dataDir>/live-turns/` (0700 directory, 0600 files, the gateway's
  * own): `{turnDir, uid?}`, written right after the turn directory is made and removed once its
- * teardown ended. `recover()` at start, before any turn runs, undoes every entry left behind:
+ * teardown ended. `recover()` at start, before any turn runs (and after the data dir is locked:
+ * src/store/data-dir-lock.ts), undoes every entry left behind (malformed entries, or ones naming a
+ * directory outside the turns root, are dropped):
  * - with a pooled runner uid: SIGKILL every process of that uid (`killUidProcesses`) and remove
  *   its files in the shared temp dirs (`removeUidLeftovers`), as teardown does: the next turn
  *   with that uid, maybe another user's, must not find the previous sender's token in `/tmp`
@@ -18,7 +20,7 @@
  * - then removes the turn directory and the entry.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { TURN_FILES } from "../credentials/turn-environment.ts";
 import { scanProcesses } from "./process-group.ts";
 import { removeTurnDir } from "./turn-dir.ts";
@@ -44,10 +46,16 @@ export function processesWithEnv(marker: string): number[] {
 /** The journal in `dir` (module doc). */
 export class TurnJournal {
   readonly #dir: string;
+  readonly #turnsRoot: string | undefined;
 
-  /** @param dir e.g. `<dataDir>/live-turns`; created 0700 on first use. */
-  constructor(dir: string) {
+  /**
+   * @param dir e.g. `<dataDir>/live-turns`; created 0700 on first use.
+   * @param turnsRoot where turn directories are made (config `turnsDir`): `recover` removes only
+   *   directories directly under it, so an entry cannot point it elsewhere.
+   */
+  constructor(dir: string, turnsRoot?: string) {
     this.#dir = dir;
+    this.#turnsRoot = turnsRoot;
   }
 
   /**
@@ -87,6 +95,8 @@ export class TurnJournal {
       try {
         entry = JSON.parse(readFileSync(file, "utf8")) as JournalEntry;
         if (typeof entry.turnDir !== "string" || !basename(entry.turnDir).startsWith("turn-")) throw new Error("malformed entry");
+        if (this.#turnsRoot !== undefined && resolve(dirname(entry.turnDir)) !== resolve(this.#turnsRoot)) throw new Error("turn directory outside the turns root");
+        if (entry.uid !== undefined && !(Number.isInteger(entry.uid) && entry.uid > 0)) throw new Error("malformed uid");
       } catch {
         rmSync(file, { force: true });
         continue;

@@ -238,6 +238,10 @@ export class TurnService {
         if (late.scrub(json) !== json) {
           out = late.scrubValue(out);
           bytes = undefined;
+        } else if (bytes) {
+          // The runner's raw bytes can hold more than the parsed event (comments, dropped members).
+          const text = new TextDecoder().decode(bytes);
+          if (late.scrub(text) !== text) bytes = undefined;
         }
       }
       deliver(out, bytes);

@@ -32,6 +32,7 @@ export interface LedgerMessage {
   id: string;
   role: string;
   content?: unknown;
+  name?: unknown;
   metadata?: Record<string, unknown>;
 }
 
@@ -39,13 +40,24 @@ export interface LedgerMessage {
 export interface SenderLedgerOptions {
   /** Messages already stamped in a session (e.g. from its stored MESSAGES_SNAPSHOT events); read once per session. */
   seed?: (project: string, session: string) => Iterable<LedgerMessage>;
-  /** Entries kept per session; default 10000. */
+  /** Entries kept per session; default 2000. */
   maxPerSession?: number;
-  /** Sessions kept; default 1000. */
+  /** Sessions kept; default 256 (with IDs and names at their 256-character limits, about 250 MB at worst). */
   maxSessions?: number;
 }
 
-const contentKey = (m: LedgerMessage) => `${m.id}\0${createHash("sha256").update(JSON.stringify([m.role, m.content ?? null])).digest("base64url")}`;
+/**
+ * The ledger key of a message: its ID and a hash of everything it says (role, content, `name`, its
+ * metadata other than the sender fields), so a known message re-sent with new content or extra
+ * fields (a `name`, an `approvedBy`) is a new message of the current sender, not the original
+ * author's (found by a break-it review). The order of messages in a run's input stays the
+ * client's choice (AG-UI clients send the history).
+ */
+const contentKey = (m: LedgerMessage) => {
+  const { senderId: _i, senderDisplayName: _n, ...meta } = m.metadata ?? {};
+  const said = JSON.stringify([m.role, m.content ?? null, m.name ?? null, Object.keys(meta).length ? meta : null]);
+  return `${m.id}\0${createHash("sha256").update(said).digest("base64url")}`;
+};
 
 /**
  * `messages` with `metadata.senderId` / `metadata.senderDisplayName` removed, or `undefined` when
@@ -88,7 +100,7 @@ export class SenderLedger {
   #opts: Required<Omit<SenderLedgerOptions, "seed">> & Pick<SenderLedgerOptions, "seed">;
 
   constructor(opts: SenderLedgerOptions = {}) {
-    this.#opts = { maxPerSession: opts.maxPerSession ?? 10_000, maxSessions: opts.maxSessions ?? 1000, ...(opts.seed ? { seed: opts.seed } : {}) };
+    this.#opts = { maxPerSession: opts.maxPerSession ?? 2000, maxSessions: opts.maxSessions ?? 256, ...(opts.seed ? { seed: opts.seed } : {}) };
   }
 
   #session(project: string, session: string): Map<string, SenderStamp> {

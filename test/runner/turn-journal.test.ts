@@ -80,6 +80,18 @@ describe("TurnJournal", () => {
     }
   });
 
+  test("entries naming a directory outside the turns root, or a malformed uid, are dropped untouched", async () => {
+    const turns = join(root, "turns");
+    const outside = join(root, "elsewhere", "turn-victim");
+    mkdirSync(outside, { recursive: true });
+    const j = new TurnJournal(join(root, "live-turns"), turns);
+    j.record({ turnDir: outside });
+    writeFileSync(join(root, "live-turns", "bad-uid.json"), JSON.stringify({ turnDir: join(turns, "turn-x"), uid: "1000" }));
+    expect(await j.recover(quiet)).toBe(0);
+    expect(existsSync(outside)).toBe(true);
+    expect(readdirSync(join(root, "live-turns"))).toEqual([]);
+  });
+
   test("no journal directory yet → nothing to recover", async () => {
     expect(await new TurnJournal(join(root, "none")).recover(quiet)).toBe(0);
   });
