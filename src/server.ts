@@ -31,6 +31,7 @@ import { lockDataDir } from "./store/data-dir-lock.ts";
 import { openRunnerUidPool } from "./runner/runner-uids.ts";
 import type { TurnExecutor } from "./runner/types.ts";
 import type { JWTVerifyGetKey } from "jose";
+import type { BaseEvent } from "@ag-ui/core";
 import { createGatewayMetrics } from "./metrics/registry.ts";
 
 /** The stores and backend-specific authenticators of the configured backend (DESIGN §4). */
@@ -181,7 +182,10 @@ async function startLocked(cfg: Config, opts: StartOptions, logger: Logger): Pro
   let boundPort = cfg.port;
   // Spawned turns are journalled; what a killed gateway left behind is cleaned up before any turn runs.
   const journal = cfg.runnerUrl ? undefined : new TurnJournal(dataPath(cfg, "live-turns"), cfg.turnsDir ?? dataPath(cfg, "turns"));
-  await journal?.recover(logger);
+  await journal?.recover(logger, (run) => {
+    bus.publish(run.project, run.session, run.runId, { type: "RUN_ERROR", message: "The gateway stopped during this turn; it was ended when the gateway restarted", code: "gateway_restarted" } as BaseEvent);
+    audit.write({ event: "turn.end", project: run.project, session: run.session, run: run.runId, principalSubject: `user:${run.userId}`, effectiveUserId: run.userId, outcome: "error" });
+  });
   const executor = opts.executor ?? createTurnExecutor(cfg, logger, await runnerUidPool(cfg, logger), journal);
   const turns = new TurnService({
     sessions: stores.sessions,

@@ -139,7 +139,7 @@ export class HttpRunnerSupervisor implements TurnExecutor {
       let sessionToken: string | undefined;
       let port: number;
       try {
-        turnDir = await turn.makeDir();
+        turnDir = await turn.makeDir({ ...runRef(ctx), userId: ctx.userId });
         const te = buildTurnEnvironment(ctx, { turnDir, ...o });
         sessionToken = await readSessionToken(o.sessionTokenFile, log);
         scrubber = new SecretScrubber([...te.secrets, sessionToken]);

@@ -14,7 +14,7 @@ import type { SecretScrubber } from "./scrub.ts";
 import type { LocalRunnerOptions, SupervisorLogger } from "./supervisor.ts";
 import { createTurnDir, giveTurnDir, removeTurnDir, writeTurnFiles, type RunnerIdentity } from "./turn-dir.ts";
 import { killUidProcesses, removeUidLeftovers } from "./uid-processes.ts";
-import type { TurnJournal } from "./turn-journal.ts";
+import type { JournalEntry, TurnJournal } from "./turn-journal.ts";
 
 /** The options both spawning supervisors take (see `LocalRunnerOptions` for each field). */
 export type SpawnedTurnOptions = Pick<LocalRunnerOptions, "command" | "passthrough" | "graceMs" | "githubHosts" | "gitlabHosts" | "turnsRoot" | "baseEnv" | "runnerUids" | "journal">;
@@ -90,12 +90,12 @@ export class SpawnedTurn {
 
   /**
    * Create the turn directory (root 0711 with a uid pool, else 0700) and journal the turn, so a
-   * gateway crash is cleaned up at the next start (turn-journal.ts).
+   * gateway crash is cleaned up at the next start (turn-journal.ts); `run` names the turn there.
    * @throws as `createTurnDir`, or the journal's fs error.
    */
-  async makeDir(): Promise<string> {
+  async makeDir(run?: JournalEntry["run"]): Promise<string> {
     this.#dir = await createTurnDir(this.#root, { traversable: this.#pool !== null });
-    this.#journalId = this.#journal?.record({ turnDir: this.#dir, ...(this.#runAs ? { uid: this.#runAs.uid } : {}) });
+    this.#journalId = this.#journal?.record({ turnDir: this.#dir, ...(this.#runAs ? { uid: this.#runAs.uid } : {}), ...(run ? { run } : {}) });
     return this.#dir;
   }
 

@@ -142,7 +142,7 @@ export class LocalRunnerSupervisor implements TurnExecutor {
         return { status: "error", message: NO_FREE_RUNNER_UID };
       }
       try {
-        const turnDir = await turn.makeDir();
+        const turnDir = await turn.makeDir({ ...runRef(ctx), userId: ctx.userId });
         const te = buildTurnEnvironment(ctx, { turnDir, ...this.#o });
         scrubber = new SecretScrubber(te.secrets);
         await turn.writeFiles(te.files);

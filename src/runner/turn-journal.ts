@@ -17,7 +17,9 @@
  *   (`GIT_CONFIG_GLOBAL=<turnDir>/gitconfig`, unique per turn: the directory name is random),
  *   repeated until none is left (a runner that rewrites its own environment escapes this: the
  *   default mode trusts runners, see README "Isolation");
- * - then removes the turn directory and the entry.
+ * - then removes the turn directory and the entry, and reports the run (`onRecovered`) so the
+ *   gateway can end it where participants and auditors look: a RUN_ERROR `gateway_restarted` in the
+ *   session's stored events and a `turn.end` audit record (a crashed turn otherwise never ended).
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -26,12 +28,15 @@ import { scanProcesses } from "./process-group.ts";
 import { removeTurnDir } from "./turn-dir.ts";
 import { killUidProcesses, removeUidLeftovers } from "./uid-processes.ts";
 import { waitUntil } from "./wait.ts";
+import { isDns1123Label } from "../names.ts";
 
 /** What the journal keeps about a live turn. */
 export interface JournalEntry {
   turnDir: string;
   /** The pooled runner uid, when the turn has one. */
   uid?: number;
+  /** Which run it was, so recovery can end it in the session's history and the audit log. */
+  run?: { project: string; session: string; runId: string; userId: string };
 }
 
 /** The environment entry that marks a turn's processes (see the module doc). */
@@ -81,7 +86,7 @@ export class TurnJournal {
    * logged at error and the entry kept for the next start.
    * @returns how many entries were recovered.
    */
-  async recover(log: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }): Promise<number> {
+  async recover(log: { warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void }, onRecovered?: (run: NonNullable<JournalEntry["run"]>) => void): Promise<number> {
     let names: string[];
     try {
       names = readdirSync(this.#dir).filter((n) => n.endsWith(".json"));
@@ -108,6 +113,10 @@ export class TurnJournal {
         if (entry.uid !== undefined) await removeUidLeftovers(entry.uid);
         rmSync(file, { force: true });
         recovered++;
+        const r = entry.run;
+        // Names become file paths in the event log: only well-formed ones are reported.
+        if (r && isDns1123Label(r.project) && isDns1123Label(r.session) && typeof r.runId === "string" && /^[^/\s]{1,128}$/.test(r.runId) && typeof r.userId === "string")
+          onRecovered?.(r);
       } catch (err) {
         log.error({ turnDir: entry.turnDir, err: (err as Error).message }, "could not clean up a turn left by an earlier gateway process");
       }

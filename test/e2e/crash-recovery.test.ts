@@ -4,7 +4,7 @@
  * its environment, is killed, and the turn directory with the token file is removed.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
@@ -64,6 +64,12 @@ describe("crash recovery", () => {
       expect(readdirSync(join(dir, "live-turns"))).toEqual([]);
       expect(second.log()).toContain("cleaned up turns left by an earlier gateway process");
       expect(second.log()).not.toContain(BOB_GH);
+      // The crashed turn is ended where participants and auditors look.
+      const stored = readFileSync(join(dir, "events", "demo", "s.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      expect(stored.at(-1).event).toMatchObject({ type: "RUN_ERROR", code: "gateway_restarted" });
+      const audit = readFileSync(join(dir, "audit.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      const run = stored.at(-1).runId;
+      expect(audit.filter((l) => l.run === run).map((l) => l.event)).toEqual(["turn.start", "turn.end"]);
     } finally {
       await second.stop();
     }
