@@ -48,7 +48,7 @@ Usage: turnkey <command> [options]
 Commands:
   serve         run the gateway (default)
   token         print a development user token
-  sessions      create, list, show and share sessions in the data dir
+  sessions      create, get, list, share and unshare sessions in the data dir
   credentials   set, list and delete stored credentials in the data dir
   version       print the version
   example-runner  the bundled example AG-UI runner (stdin: RunAgentInput, stdout: AG-UI events)
