@@ -275,7 +275,9 @@ export function loadConfig(env: Record<string, string | undefined>, flags: Parti
   if (firstError) {
     const key = firstError.path.split("/")[1] ?? "";
     const setting = sources[key] ?? (key ? `${key} (default)` : "configuration");
-    throw new ConfigError(setting, firstError.message);
+    // A union of literals (TURNKEY_AUDIT, TURNKEY_BACKEND, …): name the values it takes.
+    const choices = (firstError.schema as { anyOf?: { const?: unknown }[] }).anyOf?.map((s) => s.const).filter((c) => c !== undefined);
+    throw new ConfigError(setting, choices?.length ? `expected one of: ${choices.join(", ")}` : firstError.message);
   }
   const out = cfg as Config;
   out.dataDir = resolve(out.dataDir);

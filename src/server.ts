@@ -120,7 +120,11 @@ export interface StartOptions {
  */
 export async function startServer(cfg: Config, opts: StartOptions = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(cfg.logLevel);
-  mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new ConfigError("TURNKEY_DATA_DIR", `cannot create ${cfg.dataDir}: ${(err as NodeJS.ErrnoException).code ?? "error"}`);
+  }
   logger.info({ config: redactConfig(cfg) }, "starting turnkey");
   // Before anything else touches the data dir (crash recovery above all): one gateway per data dir.
   const unlock = lockDataDir(cfg.dataDir);

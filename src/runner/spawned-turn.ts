@@ -26,9 +26,9 @@ export type SpawnedTurnOptions = Pick<LocalRunnerOptions, "command" | "passthrou
  *   `githubHosts`/`gitlabHosts`) for a malformed host entry, as `normalizeGitHost`.
  */
 export function spawnedTurnOptions(opts: SpawnedTurnOptions): Required<SpawnedTurnOptions> {
-  if (opts.command.length === 0 || !opts.command[0]) throw new ConfigError("runnerCommand", "empty command");
-  for (const h of opts.githubHosts) normalizeGitHost(h, "githubHosts");
-  for (const h of opts.gitlabHosts) normalizeGitHost(h, "gitlabHosts");
+  if (opts.command.length === 0 || !opts.command[0]) throw new ConfigError("TURNKEY_RUNNER_COMMAND", "empty command");
+  for (const h of opts.githubHosts) normalizeGitHost(h, "TURNKEY_GITHUB_HOSTS");
+  for (const h of opts.gitlabHosts) normalizeGitHost(h, "TURNKEY_GITLAB_HOSTS");
   return {
     command: [...opts.command],
     passthrough: [...(opts.passthrough ?? [])],

@@ -4,7 +4,9 @@
  * configuration errors that name the bad setting.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { spawn } from "bun";
 import { parseSse } from "../helpers/gateway.ts";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.ts";
@@ -54,6 +56,13 @@ describe("the turnkey command line", () => {
     const badEnv = await cli(["serve"], { env: { ...env(), TURNKEY_RUNNER_COMMAND: "not json" } });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toContain("TURNKEY_RUNNER_COMMAND");
+    // A runner that does not exist is a start-up error naming the setting, not a failed first turn.
+    const own = mkdtempSync(join(tmpdir(), "turnkey-cli-own-")); // the suite's gateway holds env()'s data dir
+    const missing = await cli(["serve"], { env: { ...env(), TURNKEY_DATA_DIR: own, TURNKEY_RUNNER_COMMAND: '["no-such-runner-binary"]' } });
+    rmSync(own, { recursive: true, force: true });
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringContaining("TURNKEY_RUNNER_COMMAND")]);
+    const badChoice = await cli(["serve"], { env: { ...env(), TURNKEY_AUDIT: "syslog" } });
+    expect([badChoice.code, badChoice.stderr]).toEqual([2, expect.stringContaining("expected one of: file, stdout")]);
     const unknown = await cli(["frobnicate"]);
     expect(unknown.code).toBe(2);
     const flag = await cli(["serve", "--no-such-flag"]);
