@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { parseSse, runTurn, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { runTurn, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { collectSse } from "../helpers/streams.ts";
 
 const isRoot = process.getuid?.() === 0;
 const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
@@ -25,41 +26,18 @@ const DATA_FILES = ["master.key", "turn-signing.jwk", "dev-issuer.jwk", "turnkey
 
 /** POST a run and read its SSE stream incrementally: `waitFor` an event mid-turn, `done` at the end. */
 function startTurn(gw: TestGateway, session: string, token: string, fixture: Record<string, unknown>) {
-  const events: any[] = [];
-  let wake = () => {};
-  const done = (async () => {
-    const res = await fetch(`${gw.url}/api/projects/demo/agentic-sessions/${session}/agui/run`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "text/event-stream" },
-      body: JSON.stringify({ messages: [{ id: "m1", role: "user", content: "hi" }], forwardedProps: { fixture } }),
-    });
+  const stream = fetch(`${gw.url}/api/projects/demo/agentic-sessions/${session}/agui/run`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify({ messages: [{ id: "m1", role: "user", content: "hi" }], forwardedProps: { fixture } }),
+  }).then((res) => {
     expect(res.status).toBe(200);
-    const reader = res.body!.getReader();
-    const dec = new TextDecoder();
-    let buf = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buf += dec.decode(value, { stream: true });
-      const cut = buf.lastIndexOf("\n\n");
-      if (cut < 0) continue;
-      events.push(...parseSse(buf.slice(0, cut + 2)));
-      buf = buf.slice(cut + 2);
-      wake();
-    }
-    wake();
-    return events;
-  })();
-  const waitFor = async (pred: (e: any) => boolean, ms = 20_000) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const hit = events.find(pred);
-      if (hit) return hit;
-      if (Date.now() > end) throw new Error(`timed out; saw ${events.map((e) => e.type).join(",")}`);
-      await Promise.race([new Promise<void>((r) => (wake = r)), Bun.sleep(100)]);
-    }
+    return collectSse(res);
+  });
+  return {
+    done: stream.then(async (c) => (await c.ended, c.events)),
+    waitFor: async (pred: (e: any) => boolean, ms = 20_000) => (await stream).waitFor(pred, ms),
   };
-  return { done, waitFor };
 }
 
 const report = (events: any[]) => events.find((e) => e.type === "CUSTOM" && e.name === "isolation")?.value;

@@ -53,34 +53,40 @@ export async function openSse(
 ): Promise<Collector & { status: number; ids: number[]; comments: string[]; ended: Promise<void> }> {
   const ac = new AbortController();
   const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: "text/event-stream", ...headers }, signal: ac.signal });
-  const c = collector(() => ac.abort());
+  if (res.status === 200 && res.body) return Object.assign(collectSse(res, () => ac.abort()), { status: res.status });
+  await res.body?.cancel();
+  return Object.assign(collector(() => ac.abort()), { status: res.status, ids: [], comments: [], ended: Promise.resolve() });
+}
+
+/**
+ * Read an SSE response (an events stream or a run's stream) as it arrives: its AG-UI events, the
+ * `id:` numbers and comment lines (without the `: `) seen, and `ended`, which resolves when the
+ * body ends (a read error, e.g. after `close()`, also ends it).
+ */
+export function collectSse(res: Response, close: () => void = () => {}): Collector & { ids: number[]; comments: string[]; ended: Promise<void> } {
+  const c = collector(close);
   const ids: number[] = [];
   const comments: string[] = [];
-  let ended: Promise<void> = Promise.resolve();
-  if (res.status === 200 && res.body) {
-    ended = (async () => {
-      const reader = res.body!.getReader();
-      const dec = new TextDecoder();
-      let buf = "";
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        buf += dec.decode(value, { stream: true });
-        let i: number;
-        while ((i = buf.indexOf("\n\n")) >= 0) {
-          const block = buf.slice(0, i + 2);
-          buf = buf.slice(i + 2);
-          const id = /^id: (\d+)$/m.exec(block)?.[1];
-          if (id) ids.push(Number(id));
-          for (const m of block.matchAll(/^: ?(.*)$/gm)) comments.push(m[1]!);
-          for (const e of parseSse(block)) c.push(e);
-        }
+  const ended = (async () => {
+    const reader = res.body!.getReader();
+    const dec = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += dec.decode(value, { stream: true });
+      let i: number;
+      while ((i = buf.indexOf("\n\n")) >= 0) {
+        const block = buf.slice(0, i + 2);
+        buf = buf.slice(i + 2);
+        const id = /^id: (\d+)$/m.exec(block)?.[1];
+        if (id) ids.push(Number(id));
+        for (const m of block.matchAll(/^: ?(.*)$/gm)) comments.push(m[1]!);
+        for (const e of parseSse(block)) c.push(e);
       }
-    })().catch(() => {});
-  } else {
-    await res.body?.cancel();
-  }
-  return Object.assign(c, { status: res.status, ids, comments, ended });
+    }
+  })().catch(() => {});
+  return Object.assign(c, { ids, comments, ended });
 }
 
 /**
