@@ -14,13 +14,12 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { KUBE_PATHS, makeTestPki, startFakeKubeApi, type FakeKubeApi, type TestPki } from "../helpers/fake-kube-api.ts";
 import { startGatewayProcess, type GatewayProcess } from "../helpers/gateway-process.ts";
-import { parseSse } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, parseSse } from "../helpers/gateway.ts";
 import { PROVIDERS } from "../../src/credentials/providers.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const sha = (v: string) => createHash("sha256").update(v).digest("hex");
 const ALICE_GH = "ghp_kube_alice_000000000000000000000000";
 const BOB_GH = "ghp_kube_bob_1111111111111111111111111111";

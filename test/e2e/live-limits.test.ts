@@ -5,22 +5,11 @@
  * 2 MiB, and the `turnkey.v1` subprotocol keeps the bearer token out of the response headers.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
-import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, until, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { openSse, openStalled, openWs, upgradeResponseHead } from "../helpers/streams.ts";
 import { watcherSlotsFor } from "../../src/http/watch-guard.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const base = "/api/projects/demo/agentic-sessions/limits";
-
-/** Poll `pred` every 20 ms for up to `ms`. */
-async function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(20);
-  }
-}
 
 const run = (runId: string, content: string) => ({ type: "run", input: { runId, messages: [{ id: `m-${runId}`, role: "user", content }] } });
 

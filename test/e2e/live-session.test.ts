@@ -4,27 +4,17 @@
  * re-checked for every turn on a long-lived connection.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { readFileSync, writeFileSync } from "node:fs";
 import { SignJWT } from "jose";
-import { acrossRestarts, startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, until, acrossRestarts, startGateway, runTurn, type TestGateway } from "../helpers/gateway.ts";
 import { openSse, openStalled, openWs } from "../helpers/streams.ts";
 import { processGroupAlive } from "../../src/runner/process-group.ts";
 import { DEV_ISSUER_KEY_FILE, loadOrCreateSigningKey } from "../../src/identity/keys.ts";
 import { JWT_CLOCK_TOLERANCE_SECONDS } from "../../src/identity/jwt.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const BOB_GH = "ghp_bob_live_22222222222222222222222222";
 const base = "/api/projects/demo/agentic-sessions/live";
-
-/** Poll `pred` every 20 ms for up to `ms`. */
-async function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("condition not met in time");
-    await Bun.sleep(20);
-  }
-}
 
 /** A development-issuer user token the gateway accepts for about `validForS` more seconds (its clock tolerance included). */
 async function expiringToken(gw: TestGateway, userId: string, validForS: number): Promise<string> {

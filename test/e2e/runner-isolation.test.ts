@@ -12,11 +12,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { runTurn, startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, runTurn, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { collectSse } from "../helpers/streams.ts";
 
 const isRoot = process.getuid?.() === 0;
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const sha = (v: string) => createHash("sha256").update(v).digest("hex");
 const ALICE_GH = "ghp_alice_isolation_000000000000000000";
 const BOB_GH = "ghp_bob_isolation_11111111111111111111";

@@ -6,14 +6,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { HttpAgent } from "@ag-ui/client";
 import type { BaseEvent } from "@ag-ui/core";
-import { startGateway, runTurn, textOf, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, startGateway, runTurn, textOf, type TestGateway } from "../helpers/gateway.ts";
 import { startGitServer } from "../helpers/git-server.ts";
 import { TurnTokenIssuer } from "../../src/identity/turn-token.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const sha = (v: string) => createHash("sha256").update(v).digest("hex");
 const ALICE_GH = "ghp_alice_0000000000000000000000000000";
 const BOB_GH = "ghp_bob_11111111111111111111111111111111";

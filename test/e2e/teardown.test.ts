@@ -5,11 +5,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
-import { startGateway, runTurn, parseSse, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, startGateway, runTurn, parseSse, type TestGateway } from "../helpers/gateway.ts";
 import { openSse } from "../helpers/streams.ts";
 import { processGroupAlive } from "../../src/runner/process-group.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 
 /** A gateway with alice's session `s` and a GitHub credential, running `fixture`. */
 async function setup(fixture: string, env: Record<string, string> = {}) {

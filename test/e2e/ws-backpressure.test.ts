@@ -6,11 +6,9 @@
  * the gateway buffering the runner's output.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { resolve } from "node:path";
-import { startGateway, type TestGateway } from "../helpers/gateway.ts";
+import { fixtureRunner as runner, startGateway, type TestGateway } from "../helpers/gateway.ts";
 import { openRawWs } from "../helpers/streams.ts";
 
-const runner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
 const base = "/api/projects/demo/agentic-sessions/flow";
 const run = (runId: string, events: number) => ({ type: "run", input: { runId, messages: [{ id: `m-${runId}`, role: "user", content: "flood" }], forwardedProps: { fixture: { events } } } });
 

@@ -4,7 +4,7 @@
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { loadConfig } from "../../src/config.ts";
 import { startServer, type RunningServer } from "../../src/server.ts";
 import { DevIssuer } from "../../src/identity/dev-issuer.ts";
@@ -76,6 +76,18 @@ export async function acrossRestarts(env: Record<string, string>, ...steps: ((gw
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** `TURNKEY_RUNNER_COMMAND` (a JSON argv) running the fixture runner `test/fixtures/runners/<name>.ts` with this Bun. */
+export const fixtureRunner = (name: string) => JSON.stringify([process.execPath, resolve(import.meta.dir, `../fixtures/runners/${name}.ts`)]);
+
+/** Poll `pred` every 20 ms until it holds. @throws Error after `ms` (default 10 000 ms). */
+export async function until(pred: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error("condition not met in time");
+    await Bun.sleep(20);
   }
 }
 
