@@ -7,7 +7,7 @@
  * (src/runner/runner-request.ts); it gets the sender's credentials by presenting the turn token
  * to the credential endpoint, never the credentials themselves.
  */
-import { buildTurnEnvironment } from "../credentials/turn-environment.ts";
+import { credentialSecrets } from "../credentials/turn-environment.ts";
 import { jsonTooDeep } from "../json.ts";
 import type { RunRef, TurnContext, TurnEmit, TurnExecutor, TurnOutcome } from "./types.ts";
 import { LiveTurns, runRef, type LiveTurn } from "./live-turns.ts";
@@ -62,11 +62,10 @@ interface RemoteTurn extends LiveTurn {
 
 /**
  * Every secret value of a turn, for the scrubber: the same list the local supervisor scrubs
- * (credential values and the turn token, from `buildTurnEnvironment`), which is pure and
- * touches no files when only its `secrets` are used.
+ * (the credential values, `credentialSecrets`, and the turn token).
  */
 export function turnSecrets(ctx: TurnContext): string[] {
-  return buildTurnEnvironment(ctx, { turnDir: "/nonexistent", passthrough: [], baseEnv: {}, githubHosts: [], gitlabHosts: [] }).secrets;
+  return [...credentialSecrets(ctx.credentials), ctx.turnToken].filter((v) => v !== "");
 }
 
 /** Largest capabilities document accepted from a runner, characters. */
