@@ -19,6 +19,7 @@ import type { ProviderName } from "../credentials/providers.ts";
 import type { AuditSink } from "../audit/types.ts";
 import { waitUntil } from "./wait.ts";
 import { SecretScrubber } from "./scrub.ts";
+import { credentialSecrets } from "../credentials/turn-environment.ts";
 import { SenderLedger, withoutSenderClaims, type LedgerMessage } from "../sessions/sender-ledger.ts";
 import { TurnAbort, type TurnContext, type TurnEmit, type TurnExecutor, type TurnFlow, type TurnOutcome } from "./types.ts";
 
@@ -90,7 +91,7 @@ export class TurnService {
    * Per live run: secrets the credential endpoint served during the turn that may not be among
    * those it started with (rotated mid-turn), and a scrubber over them (see `noteServedSecrets`).
    */
-  #served = new Map<string, { values: Set<string>; scrubber: SecretScrubber }>();
+  #served = new Map<string, { known: Set<string>; values: Set<string>; scrubber: SecretScrubber }>();
   /** The session incarnation each live run started in (`bindIncarnation`). */
   #runIncarnation = new Map<string, string>();
 
@@ -172,18 +173,21 @@ export class TurnService {
    * that session redacts them from its events too. The executor's scrubber holds the values the
    * turn started with; a credential stored or rotated during the turn (or a Kubernetes Secret
    * updated) would otherwise reach the other participants in clear (found by a break-it review).
-   * Runner stderr logs keep only the executor's scrubbing.
+   * Values the turn started with are already in the executor's scrubber and are skipped, so a
+   * turn that merely re-fetches its credentials pays no second scan per event. Runner stderr logs
+   * keep only the executor's scrubbing.
    */
   noteServedSecrets(project: string, session: string, values: readonly string[]): void {
     if (values.length === 0) return;
     const prefix = `${project}/${session}/`;
     for (const key of this.#live.keys()) {
       if (!key.startsWith(prefix)) continue;
-      const entry = this.#served.get(key) ?? { values: new Set<string>(), scrubber: new SecretScrubber([]) };
+      const entry = this.#served.get(key);
+      if (!entry) continue; // credentials not loaded yet: the executor's scrubber will hold what it loads
       const before = entry.values.size;
-      for (const v of values) entry.values.add(v);
+      // Only values the turn did not start with: re-serving those needs no second scan per event.
+      for (const v of values) if (!entry.known.has(v)) entry.values.add(v);
       if (entry.values.size !== before) entry.scrubber = new SecretScrubber(entry.values);
-      this.#served.set(key, entry);
     }
   }
 
@@ -264,6 +268,7 @@ export class TurnService {
         publish({ type: EventType.RUN_ERROR, message: `Could not load credentials: ${message}`, code: "store_unavailable" } as BaseEvent);
         return (outcome = { status: "error", message });
       }
+      this.#served.set(key, { known: new Set(credentialSecrets(credentials)), values: new Set(), scrubber: new SecretScrubber([]) });
       const ctx: TurnContext = {
         project: run.project,
         session: run.session,
